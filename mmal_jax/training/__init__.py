@@ -1,0 +1,1 @@
+"""Contrastive losses and the train loop (`fit`) of the two-tower models."""
