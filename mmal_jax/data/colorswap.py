@@ -13,7 +13,7 @@ image_1 / image_2 as the datasets `Image` struct {"bytes": encoded image, "path"
 Group g becomes pairs 2g = (image_1, caption_1) and 2g+1 = (image_2, caption_2), groups in file
 order (700 train groups -> the 1,400-pair pool, 300 test groups in the real data). Only id, the
 captions and the images are read; image_source and caption_source are metadata. Images are decoded
-and squashed to S x S exactly as in `coco.decode_image`.
+and squashed to S x S exactly as in `images.decode_image`.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from mmal_jax.data.coco import Record, decode_images, why
+from mmal_jax.data.images import Record, decode_images, why
 from mmal_jax.data.pairs import ColorSwapSplits, DataError, Pairs
 
 SPLITS = ("train", "test")

@@ -15,10 +15,10 @@ import os
 from typing import Any, Callable, Sequence
 
 import numpy as np
-from PIL import Image
 
 from mmal_jax.data import synthetic
 from mmal_jax.data import tokenizers
+from mmal_jax.data.images import resize_images
 from mmal_jax.data.pairs import DataError
 
 TOKENIZER_KINDS = ("word", "sentencepiece")
@@ -68,14 +68,6 @@ def make_tokenizer(tokenizer_config, max_len: int):
     return make()
   except ValueError as e:
     raise DataError(f"model.tokenizer: {e}") from None
-
-
-def resize_images(images: np.ndarray, size: int) -> np.ndarray:
-  """uint8[N, H, W, 3] -> uint8[N, size, size, 3], bilinear (as the real-data readers resize)."""
-  if images.shape[1:3] == (size, size):
-    return images
-  return np.stack([np.asarray(Image.fromarray(im).resize((size, size), Image.BILINEAR))
-                   for im in images]) if len(images) else np.zeros((0, size, size, 3), np.uint8)
 
 
 @dataclasses.dataclass(frozen=True)
