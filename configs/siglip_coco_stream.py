@@ -1,0 +1,23 @@
+"""MS-COCO streaming (Section 4.2): buffers of 1024 pairs, B = 256 bought from each.
+
+Needs COCO on disk (nothing is downloaded):
+  python -m mmal_jax.main --config=configs/siglip_coco_stream.py \
+    --config.data.root=/data/coco --config.model.init=/ckpt/siglip.npz [--config.model...]
+data.format "json": root holds annotations/captions_{train,val}2017.json and train2017/, val2017/;
+data.format "tfds": root is the tfds data_dir holding coco_captions. Evaluation: recall@1 on val.
+"""
+from configs import common
+
+
+def get_config():
+  config = common.colorswap_experiment("sigmoid")
+  config.data = common.ml_collections.ConfigDict(dict(
+      name="coco", format="json", root="", pool_split="train2017", test_split="val2017",
+      max_pool_items=common.ml_collections.config_dict.placeholder(int), max_test_items=5000))
+  config.stream.buffer_size = 1024
+  config.per_round = 256
+  config.coreset_size = 512
+  config.rounds = 10
+  config.train.update(epochs=10, batch_size=256, weight_decay=0.2)
+  config.eval.margin_max_items = 4096  # the margin analysis is quadratic in the items it sees
+  return config

@@ -1,0 +1,136 @@
+"""Evaluation: ColorSwap text/image/group scores, GroupMatch, recall@1, margin analysis.
+
+All functions take L2-normalized embeddings (or a similarity tensor) and return Python floats.
+Scores only compare similarities, so the inner product <zimg, ztxt> gives the same answers as
+the model's logit exp(t) * <zimg, ztxt> + b (a positive affine map of it).
+"""
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+@jax.jit
+def _colorswap_scores(sim):
+  text = (sim[:, 0, 0] > sim[:, 1, 0]) & (sim[:, 1, 1] > sim[:, 0, 1])
+  image = (sim[:, 0, 0] > sim[:, 0, 1]) & (sim[:, 1, 1] > sim[:, 1, 0])
+  groupmatch = sim[:, 0, 0] + sim[:, 1, 1] > sim[:, 0, 1] + sim[:, 1, 0]
+  mean = lambda x: jnp.mean(x.astype(jnp.float32))
+  return dict(text=mean(text), image=mean(image), group=mean(text & image),
+              groupmatch=mean(groupmatch))
+
+
+def colorswap_scores(sim):
+  """Winoground-style scores of 2x2 groups (ALGORITHMS.md, Evaluation).
+
+  Args:
+    sim: f[G, 2, 2], sim[g, c, i] = s(caption c, image i) of group g.
+  Returns:
+    dict(text=, image=, group=, groupmatch=) of floats in [0, 1], the fraction of groups won.
+    GroupMatch: the true matching (c0-i0, c1-i1) beats the swapped one in total similarity.
+  """
+  sim = jnp.asarray(sim, jnp.float32)
+  if sim.ndim != 3 or sim.shape[1:] != (2, 2) or sim.shape[0] == 0:
+    raise ValueError(f"colorswap_scores wants sim of shape [G>0, 2, 2], got {sim.shape}")
+  return {k: float(v) for k, v in _colorswap_scores(sim).items()}
+
+
+def colorswap_similarity(zimg, ztxt):
+  """sim[g, c, i] = <ztxt[2g + c], zimg[2g + i]> for ColorSwap's consecutive-pair group layout.
+
+  Args: zimg, ztxt: f[2G, D] embeddings of the test pairs (pair j = (image j, caption j)).
+  Returns: np.float32[G, 2, 2].
+  """
+  zimg, ztxt = np.asarray(zimg, np.float32), np.asarray(ztxt, np.float32)
+  if zimg.shape != ztxt.shape or zimg.shape[0] % 2:
+    raise ValueError(f"ColorSwap test embeddings must both be [2G, D]; got {zimg.shape} and {ztxt.shape}")
+  g, d = zimg.shape[0] // 2, zimg.shape[1]
+  return np.einsum("gcd,gid->gci", ztxt.reshape(g, 2, d), zimg.reshape(g, 2, d))
+
+
+@jax.jit
+def _recall_at_1(zimg, ztxt):
+  sim = zimg @ ztxt.T
+  target = jnp.arange(sim.shape[0])
+  i2t = jnp.mean((jnp.argmax(sim, axis=1) == target).astype(jnp.float32))
+  t2i = jnp.mean((jnp.argmax(sim, axis=0) == target).astype(jnp.float32))
+  return dict(i2t=i2t, t2i=t2i)
+
+
+def recall_at_1(zimg, ztxt):
+  """Retrieval recall@1 both ways; image j and text j are the true pair.
+
+  Args: zimg, ztxt: f[N, D] L2-normalized embeddings.
+  Returns: dict(i2t=, t2i=): fraction of images whose most similar text is their own caption,
+    and of texts whose most similar image is their own (ties go to the lowest index).
+  """
+  zimg, ztxt = jnp.asarray(zimg, jnp.float32), jnp.asarray(ztxt, jnp.float32)
+  if zimg.shape != ztxt.shape or zimg.ndim != 2 or zimg.shape[0] == 0:
+    raise ValueError(f"recall_at_1 wants two [N>0, D] arrays, got {zimg.shape} and {ztxt.shape}")
+  return {k: float(v) for k, v in _recall_at_1(zimg, ztxt).items()}
+
+
+@jax.jit
+def _top2(queries, keys, num_keys):
+  """Top-1 index and top1 - top2 margin of each query row against the first `num_keys` keys."""
+  sim = queries @ keys.T
+  sim = jnp.where(jnp.arange(keys.shape[0]) < num_keys, sim, -jnp.inf)
+  values, indices = jax.lax.top_k(sim, 2)
+  return indices[:, 0], values[:, 0] - values[:, 1]
+
+
+def _bucket(n):
+  """Next power of two >= n: padding to it bounds the number of compiles as pools shrink."""
+  return 1 << max(0, int(n) - 1).bit_length()
+
+
+def pseudo_align(queries, keys, *, chunk=1024):
+  """Most similar key of each query and its margin.
+
+  Queries go in fixed-size row chunks and keys are padded (and masked) to a power of two, so a
+  shrinking pool compiles O(log N) times, not once per round.
+
+  Args: queries f[Q, D], keys f[K >= 2, D].
+  Returns: (best int64[Q], margin np.float32[Q]) with margin = top1 - top2 similarity.
+  """
+  queries, keys = np.asarray(queries, np.float32), np.asarray(keys, np.float32)
+  q, k = len(queries), len(keys)
+  chunk = min(chunk, _bucket(q))
+  queries = np.concatenate([queries, np.zeros((-q % chunk, queries.shape[1]), np.float32)])
+  keys = jnp.asarray(np.concatenate([keys, np.zeros((_bucket(k) - k, keys.shape[1]), np.float32)]))
+  best, margin = [], []
+  for start in range(0, len(queries), chunk):
+    b, m = _top2(jnp.asarray(queries[start:start + chunk]), keys, k)
+    best.append(np.asarray(b))
+    margin.append(np.asarray(m))
+  return np.concatenate(best)[:q].astype(np.int64), np.concatenate(margin)[:q]
+
+
+def margin_analysis(zimg, ztxt, img_partner, txt_partner):
+  """Table 3: mean margin of correctly vs incorrectly pseudo-aligned unaligned items.
+
+  Every unaligned image is pseudo-aligned to its most similar unaligned text and every unaligned
+  text to its most similar unaligned image (both directions, pooled). An item is correct when that
+  choice is its true partner; items whose partner is not among the unaligned rows (missing-data
+  variant) can never be correct and count as incorrect.
+
+  Args:
+    zimg: f[Ni, D], ztxt: f[Nt, D] embeddings of the unaligned images / texts.
+    img_partner: int[Ni], row of image i's true partner in ztxt, -1 if none; txt_partner: int[Nt] likewise.
+  Returns:
+    dict(margin_correct=, margin_incorrect=, pseudo_align_acc=): NaN where a group is empty or a
+    side has fewer than two rows (no top-2 margin exists).
+  """
+  correct, margins = [], []
+  for queries, keys, partner in ((zimg, ztxt, img_partner), (ztxt, zimg, txt_partner)):
+    if len(queries) == 0 or len(keys) < 2:
+      continue
+    best, margin = pseudo_align(queries, keys)
+    correct.append(best == np.asarray(partner))
+    margins.append(margin)
+  if not correct:
+    return dict(margin_correct=float("nan"), margin_incorrect=float("nan"),
+                pseudo_align_acc=float("nan"))
+  correct, margins = np.concatenate(correct), np.concatenate(margins).astype(np.float64)
+  mean = lambda x: float(x.mean()) if x.size else float("nan")
+  return dict(margin_correct=mean(margins[correct]), margin_incorrect=mean(margins[~correct]),
+              pseudo_align_acc=float(correct.mean()))

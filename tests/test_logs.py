@@ -1,0 +1,86 @@
+"""Outputs rebuilt from records: aggregation over seeds, savings, and the files a run leaves behind."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from mmal_jax import logs
+
+
+def _records():
+  """Two strategies x two seeds x three rounds with hand-picked group scores."""
+  group = {("random", 0): [0.1, 0.2, 0.3], ("random", 1): [0.1, 0.4, 0.5],
+           ("ours", 0): [0.1, 0.45, 0.6], ("ours", 1): [0.1, 0.35, 0.7]}
+  out = []
+  for (strategy, seed), scores in group.items():
+    for rnd, g in enumerate(scores):
+      out.append(dict(strategy=strategy, seed=seed, round=rnd, num_queried=10 * rnd, num_pairs=10 * rnd,
+                      percent_annotated=5.0 * rnd, modality=-1 if rnd == 0 else 1, group=g,
+                      text=g + 0.1, margin_incorrect=float("nan") if rnd == 0 else 0.01 * rnd,
+                      acquisition_seconds=0.5 * rnd, training_seconds=float(rnd)))
+  return out
+
+
+def test_curves_mean_and_std_over_seeds():
+  c = logs.curves(_records())
+  x, mean, std = c["random"]["group"]
+  np.testing.assert_allclose(x, [0, 5, 10])
+  np.testing.assert_allclose(mean, [0.1, 0.3, 0.4])
+  np.testing.assert_allclose(std, [0.0, 0.1, 0.1])  # population std over the two seeds
+  assert logs.metric_names(_records()) == ["group", "text", "margin_incorrect"]
+
+
+def test_savings_smallest_percent_reaching_baseline_final():
+  target, reach = logs.savings(_records(), headline="group")
+  # random ends at mean 0.4; ours' means are 0.1, 0.4, 0.65: reached at 5% already.
+  assert target == pytest.approx(0.4)
+  assert reach == {"random": 10.0, "ours": 5.0}
+  no_baseline = [r for r in _records() if r["strategy"] == "ours"]
+  assert logs.savings(no_baseline, headline="group") == (None, {})
+
+
+def test_write_outputs(tmp_path):
+  records = _records()
+  logs.write_outputs(str(tmp_path), records, headline="group")
+  lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+  assert len(lines) == len(records)
+  first = json.loads(lines[0])
+  assert first["strategy"] == "random" and first["margin_incorrect"] is None  # NaN -> null (strict JSON)
+  summary = (tmp_path / "summary.md").read_text()
+  assert "| ours | 10.0 | 0.650 +- 0.050" in summary
+  assert "| ours | 5.0 | 5.0 points |" in summary
+  assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+  runs = sorted(os.listdir(tmp_path / "tensorboard"))
+  assert runs == ["ours_seed0", "ours_seed1", "random_seed0", "random_seed1"]
+  # Rewriting (as every round does) replaces the TensorBoard runs instead of appending to them.
+  logs.write_outputs(str(tmp_path), records[:3], headline="group")
+  assert sorted(os.listdir(tmp_path / "tensorboard")) == ["random_seed0"]
+  assert not [p for p in os.listdir(tmp_path) if p.endswith((".tmp", ".old"))]
+
+
+def _read_scalars(run_dir, tag):
+  """Parses TFRecord-framed Event protos (u64 length, u32 crc, payload, u32 crc) without TensorFlow."""
+  from tensorboardX.proto import event_pb2  # pylint: disable=g-import-not-at-top
+  out = []
+  for name in os.listdir(run_dir):
+    data = (run_dir / name).read_bytes()
+    pos = 0
+    while pos < len(data):
+      length = int.from_bytes(data[pos:pos + 8], "little")
+      event = event_pb2.Event.FromString(data[pos + 12:pos + 12 + length])
+      pos += 16 + length
+      out += [(event.step, v.simple_value) for v in event.summary.value if v.tag == tag]
+  return out
+
+
+def test_tensorboard_scalars_readable(tmp_path):
+  logs.write_tensorboard(_records(), str(tmp_path / "tb"))
+  events = _read_scalars(tmp_path / "tb" / "ours_seed1", "group")
+  assert [step for step, _ in events] == [0, 10, 20]
+  np.testing.assert_allclose([v for _, v in events], [0.1, 0.35, 0.7], rtol=1e-6)
+
+
+def test_progress_line_eta():
+  line = logs.progress_line(_records()[4], headline="group", done=5, total=12, seconds_per_round=30.0)
+  assert "round 1" in line and "group=0.400" in line and "5/12 rounds" in line and "ETA 3m30s" in line

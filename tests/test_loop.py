@@ -1,0 +1,151 @@
+"""The loop end to end on a tiny config: outputs, budget accounting, streaming, finished reruns, and
+resume after a real SIGKILL giving the same metrics as an uninterrupted run."""
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from mmal_jax import logs
+from mmal_jax import loop
+from mmal_jax.data import unaligned as unaligned_lib
+from mmal_jax.training import checkpoints
+from configs import siglip_colorswap
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = dict(num_train_groups=20, num_test_groups=4, per_round=4, rounds=2, coreset_size=8, epochs=1,
+            batch_size=8)
+FLAGS = ["--config.data.num_train_groups=20", "--config.data.num_test_groups=4", "--config.per_round=4",
+         "--config.rounds=2", "--config.coreset_size=8", "--config.train.epochs=1",
+         "--config.train.batch_size=8", "--config.embed_batch_size=32", "--config.strategies=('ours','random')"]
+
+
+def _tiny_config():
+  config = siglip_colorswap.get_config()
+  config.data.update(num_train_groups=TINY["num_train_groups"], num_test_groups=TINY["num_test_groups"])
+  config.update(per_round=TINY["per_round"], rounds=TINY["rounds"], coreset_size=TINY["coreset_size"],
+                strategies=("ours", "random"), embed_batch_size=32)
+  config.train.update(epochs=TINY["epochs"], batch_size=TINY["batch_size"])
+  return config
+
+
+def _without_timings(records):
+  return [{k: v for k, v in r.items() if k not in logs.TIMING_KEYS} for r in records]
+
+
+def _read_metrics(workdir):
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    return [json.loads(line) for line in f]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+  """One uninterrupted in-process run of the tiny config; its data and compiled programs are
+  cached where the CLI subprocesses of the other tests look for them (as main.py sets up)."""
+  cache = tmp_path_factory.mktemp("cache")
+  saved = os.environ.get("MMAL_JAX_CACHE"), jax.config.jax_compilation_cache_dir
+  os.environ["MMAL_JAX_CACHE"] = str(cache)
+  jax.config.update("jax_compilation_cache_dir", str(cache / "jax"))
+  workdir = str(tmp_path_factory.mktemp("reference") / "run")
+  try:
+    records = loop.train_and_evaluate(_tiny_config(), workdir)
+    yield workdir, records, str(cache)
+  finally:
+    jax.config.update("jax_compilation_cache_dir", saved[1])
+    if saved[0] is None:
+      os.environ.pop("MMAL_JAX_CACHE")
+    else:
+      os.environ["MMAL_JAX_CACHE"] = saved[0]
+
+
+def test_uninterrupted_run(reference):
+  workdir, records, _ = reference
+  pool = 2 * TINY["num_train_groups"]
+  assert [(r["strategy"], r["round"]) for r in records] == [(s, k) for s in ("ours", "random") for k in range(3)]
+  for r in records:
+    assert r["num_queried"] == TINY["per_round"] * r["round"]
+    assert r["num_pairs"] == r["num_queried"]  # no missing data: every query is answered
+    assert r["percent_annotated"] == pytest.approx(100.0 * r["num_queried"] / pool)
+    for key in ("text", "image", "group", "groupmatch"):
+      assert 0.0 <= r[key] <= 1.0
+    assert r["group"] <= min(r["text"], r["image"])
+    assert r["modality"] in (("none",) if r["round"] == 0 else ("image", "text", "image+text"))
+  # Round 0 is the pretrained model: the same for every strategy.
+  assert _without_timings([records[0]])[0] | {"strategy": "x"} == _without_timings([records[3]])[0] | {"strategy": "x"}
+  assert _read_metrics(workdir) == json.loads(json.dumps(records).replace("NaN", "null"))
+  for name in ("config.json", "curves.png", "summary.md", "tensorboard"):
+    assert os.path.exists(os.path.join(workdir, name)), name
+
+
+def test_finished_workdir_is_not_recomputed(reference):
+  workdir, records, cache = reference
+  before = sorted(os.listdir(os.path.join(workdir, "checkpoints")))
+  proc = subprocess.run([sys.executable, "-m", "mmal_jax.main", "--config=configs/siglip_colorswap.py",
+                         f"--workdir={workdir}", *FLAGS], cwd=ROOT, capture_output=True, text=True,
+                        timeout=300, env=dict(os.environ, MMAL_JAX_CACHE=cache))
+  assert proc.returncode == 0, proc.stderr
+  assert "already holds this finished run" in proc.stdout
+  assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == before
+  assert _without_timings(_read_metrics(workdir)) == _without_timings(json.loads(json.dumps(records).replace("NaN", "null")))
+
+
+def test_resume_after_sigkill_matches_uninterrupted(reference, tmp_path):
+  ref_dir, _, cache = reference
+  workdir = str(tmp_path / "run")
+  cmd = [sys.executable, "-m", "mmal_jax.main", "--config=configs/siglip_colorswap.py", f"--workdir={workdir}", *FLAGS]
+  env = dict(os.environ, MMAL_JAX_CACHE=cache)
+  proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+  progress = 0
+  for line in proc.stdout:  # kill in the middle of the first run (after its round 1)
+    progress += "rounds, ETA" in line
+    if progress == 2:
+      os.kill(proc.pid, signal.SIGKILL)
+      break
+  proc.wait(timeout=60)
+  assert proc.returncode == -signal.SIGKILL
+  done_before = len(_read_metrics(workdir))
+  assert 2 <= done_before < 6
+  resumed = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+  assert resumed.returncode == 0, resumed.stderr
+  assert resumed.stdout.count("rounds, ETA") == 6 - done_before  # nothing redone
+  assert _without_timings(_read_metrics(workdir)) == _without_timings(_read_metrics(ref_dir))
+
+
+def test_stream_picks_only_from_the_current_buffer(tmp_path, reference):
+  del reference  # only for its data cache
+  config = _tiny_config()
+  config.strategies = ("ours",)
+  config.stream.buffer_size = 12
+  records = loop.train_and_evaluate(config, str(tmp_path / "run"))
+  assert [r["num_queried"] for r in records] == [0, 4, 8]
+  ckpt = checkpoints.Checkpointer(str(tmp_path / "run" / "checkpoints"))
+  _, state = ckpt.restore(ckpt.latest_step(), loop.prepare(config, str(tmp_path / "other")).pretrained)
+  ckpt.close()
+  pool = 2 * TINY["num_train_groups"]
+  view = unaligned_lib.make_unaligned(pool, seed=0)
+  buffers = list(unaligned_lib.stream_buffers(pool, 12, seed=0))
+  log = {k: np.asarray(v) for k, v in state["log"].items()}
+  rows = np.array([view.rows[m][i] for m, i in zip(log["modality"], log["item"])])
+  assert len(np.unique(rows)) == 8  # the oracle log: 8 distinct source pairs bought
+  for rnd in (1, 2):
+    assert np.isin(rows[4 * (rnd - 1):4 * rnd], buffers[rnd - 1]).all()
+
+
+def test_buy_skips_partners_revealed_this_round():
+  from mmal_jax.acquisition import Selection  # pylint: disable=g-import-not-at-top
+  from mmal_jax.oracle import Oracle  # pylint: disable=g-import-not-at-top
+  perm = np.array([2, 0, 3, 1])  # text k pairs with image perm[k]
+  img_partner = np.argsort(perm)
+  oracle = Oracle((img_partner, perm))
+  visible = [np.array([3, 2, 1, 0]), np.array([0, 1, 2, 3])]
+  # Picks, best first: image 2 (position 1), then text 0 = image 2's partner, then text 3, image 0.
+  sel = Selection(modality=np.array([0, 1, 1, 0]), index=np.array([1, 0, 3, 3]))
+  assert loop._buy(oracle, sel, visible, budget=2) == "image+text"
+  log = oracle.log
+  np.testing.assert_array_equal(log["modality"], [0, 1])
+  np.testing.assert_array_equal(log["item"], [2, 3])  # text 0 skipped unpaid; text 3 took its slot
+  assert oracle.spent == 2
