@@ -1,0 +1,269 @@
+"""Per-round acquisition time vs pool size N, for every strategy, beside a clean NumPy Algorithm 1.
+
+  python -m experiments.bench_acquisition            # full run (~15 min on 2 busy CPU cores)
+  python -m experiments.bench_acquisition --quick    # small sizes, 1 repeat (~1 min)
+  python -m experiments.bench_acquisition --max-n 1000000 --max-round-seconds 600 --repeats 5
+
+Setting: M = 2 modalities of N unit-norm random embeddings each (d = 512), K = B annotated items
+per modality, the incremental state built untimed (what the loop carries), then one round of
+`select_from_state` timed: median of --repeats runs after one untimed compile-and-run. A strategy
+stops growing N once a round is predicted (from its last time and the fitted exponent so far) to
+exceed --max-round-seconds (extrapolating from its last two sizes); that is how "uncertainty" and
+"badge", which are quadratic, stop around the N where a round takes about a minute.
+
+Memory floor: the machine's read bandwidth is measured here (best of a NumPy sum, a jitted JAX sum
+and a BLAS matrix-vector product over a 1 GiB array). Greedy k-center reads the whole pool once per
+new center, so its floor is num_centers * N * d * 4 bytes / bandwidth; "GB/s" below is that byte
+count over the measured time, for the strategies whose cost is k-center passes.
+Then the check the issue asks for: N = 200k, d = 512, B_C = 200, "ours" vs that floor and vs NumPy.
+
+Writes experiments/results/bench_acquisition.json and prints a table.
+"""
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mmal_jax import acquisition
+
+STRATEGIES = ("ours", "numpy_ours", "coreset", "random", "uncertainty", "badge", "update_state")
+# Strategies whose cost is k-center passes over the pool (bytes per round = passes * N * d * 4).
+KCENTER_PASSES = {"ours": "coreset_size", "numpy_ours": "coreset_size", "coreset": "batch_size"}
+
+
+def measure_read_bandwidth(num_bytes=1 << 30, repeats=5):
+  """GB/s of the fastest of three full reads of a float32 array; returns (best, all)."""
+  x = np.ones(num_bytes // 4, np.float32)
+  xj = jnp.asarray(x)
+  mat, vec = x.reshape(-1, 512), np.ones(512, np.float32)
+  jsum = jax.jit(jnp.sum)
+  readers = {"numpy_sum": lambda: x.sum(), "jax_sum": lambda: jsum(xj).block_until_ready(),
+             "numpy_matvec": lambda: mat @ vec}
+  rates = {}
+  for name, read in readers.items():
+    read()
+    times = []
+    for _ in range(repeats):
+      t = time.perf_counter()
+      read()
+      times.append(time.perf_counter() - t)
+    rates[name] = num_bytes / min(times) / 1e9
+  return max(rates.values()), rates
+
+
+def numpy_ours(pools, caches, batch_size, coreset_size, chunk=16384):
+  """Algorithm 1 in plain NumPy on the same incremental caches (squared distances)."""
+  m = int(np.argmax([c.max() for c in caches]))
+  x = pools[m]
+  sq = np.einsum("nd,nd->n", x, x)
+  cache = caches[m].copy()
+  coreset = np.empty(coreset_size, np.int64)
+  for i in range(coreset_size):
+    j = int(np.argmax(cache))
+    coreset[i] = j
+    np.minimum(cache, np.maximum(sq + sq[j] - 2 * (x @ x[j]), 0), out=cache)
+    cache[j] = -1.0
+  queries = x[coreset]
+  score = np.zeros(coreset_size, np.float32)
+  for o, y in enumerate(pools):
+    if o == m:
+      continue
+    top = np.full((coreset_size, 2), -np.inf, np.float32)
+    for start in range(0, len(y), chunk):
+      both = np.concatenate([top, queries @ y[start:start + chunk].T], axis=1)
+      top = -np.partition(-both, 1, axis=1)[:, :2]
+    score += top[:, 0] - top[:, 1]
+  return m, coreset[np.argsort(score, kind="stable")[:batch_size]]
+
+
+def make_pools(n, d, k, seed):
+  """Two modalities of n unit rows plus k annotated rows each, generated on the device."""
+  keys = jax.random.split(jax.random.key(seed), 4)
+  def unit(key, rows):
+    x = jax.random.normal(key, (rows, d), jnp.float32)
+    return x / jnp.linalg.norm(x, axis=1, keepdims=True)
+  return [unit(keys[0], n), unit(keys[1], n)], [unit(keys[2], k), unit(keys[3], k)]
+
+
+def time_round(fn, repeats, max_cell_seconds):
+  """Median seconds of `fn` over up to `repeats` runs after one untimed (compiling) run."""
+  fn()
+  times = []
+  while len(times) < repeats and (not times or sum(times) < max_cell_seconds):
+    t = time.perf_counter()
+    fn()
+    times.append(time.perf_counter() - t)
+  return statistics.median(times), len(times)
+
+
+def fit_exponent(ns, ts, min_n):
+  pts = [(n, t) for n, t in zip(ns, ts) if n >= min_n] or list(zip(ns, ts))
+  if len(pts) < 2:
+    return None
+  slope, _ = np.polyfit(np.log([n for n, _ in pts]), np.log([t for _, t in pts]), 1)
+  return float(slope)
+
+
+def strategy_round(name, state, pools_np, caches_np, args):
+  kw = dict(batch_size=args.batch_size, coreset_size=args.coreset_size, key=jax.random.key(0))
+  if name == "numpy_ours":
+    return lambda: numpy_ours(pools_np, caches_np, args.batch_size, args.coreset_size)
+  if name == "update_state":
+    removed = [np.arange(args.batch_size)] * 2
+    added = [p[:args.batch_size] for p in state.pools]
+    return lambda: jax.block_until_ready(acquisition.update_state(state, removed, added).min_sq)
+  return lambda: acquisition.select_from_state(name, state, **kw)
+
+
+def run_grid(args, bandwidth):
+  rows, predicted_out = [], set()
+  history = {s: ([], []) for s in args.strategies}
+  for n in args.sizes:
+    pools, annotated = make_pools(n, args.dim, args.batch_size, seed=n)
+    state = acquisition.init_state(pools, annotated)
+    pools_np = [np.asarray(p) for p in state.pools]
+    caches_np = [np.asarray(c) for c in state.min_sq]
+    for name in args.strategies:
+      ns, ts = history[name]
+      if name in predicted_out:
+        continue
+      if ts:
+        # Extrapolate from the last two sizes (at least linearly): cheap, and it catches the
+        # quadratic strategies one size before they blow the budget.
+        exponent = fit_exponent(ns[-2:], ts[-2:], 0) if len(ts) > 1 else 1.0
+        predicted = ts[-1] * (n / ns[-1]) ** max(exponent, 1.0)
+        if predicted > args.max_round_seconds:
+          predicted_out.add(name)
+          rows.append(dict(strategy=name, n=n, skipped=f"predicted {predicted:.0f} s per round "
+                           f"> --max-round-seconds {args.max_round_seconds}"))
+          print(f"  skip {name:13s} N={n:>8d}: predicted {predicted:.0f} s", flush=True)
+          continue
+      seconds, runs = time_round(strategy_round(name, state, pools_np, caches_np, args),
+                                 args.repeats, args.max_cell_seconds)
+      ns.append(n)
+      ts.append(seconds)
+      row = dict(strategy=name, n=n, seconds=seconds, runs=runs)
+      if name in KCENTER_PASSES:
+        passes = getattr(args, KCENTER_PASSES[name])
+        gbytes = passes * n * args.dim * 4 / 1e9
+        row.update(gb_per_s=gbytes / seconds, floor_seconds=gbytes / bandwidth,
+                   x_floor=seconds / (gbytes / bandwidth))
+      rows.append(row)
+      print(f"  {name:13s} N={n:>8d}: {seconds:9.4f} s ({runs} runs)", flush=True)
+    del pools, annotated, state, pools_np, caches_np
+  exponents = {s: fit_exponent(*history[s], args.fit_min_n) for s in args.strategies}
+  return rows, exponents
+
+
+def floor_check(args, bandwidth):
+  """"ours" at N = 200k, d = 512, B_C = 200 against its k-center read floor and NumPy."""
+  n, bc, b = args.check_n, args.check_coreset, min(args.batch_size, args.check_coreset)
+  pools, annotated = make_pools(n, args.dim, b, seed=1)
+  state = acquisition.init_state(pools, annotated)
+  pools_np = [np.asarray(p) for p in state.pools]
+  caches_np = [np.asarray(c) for c in state.min_sq]
+  ours = lambda: acquisition.select_from_state("ours", state, batch_size=b, coreset_size=bc,
+                                               key=jax.random.key(0))
+  ref = lambda: numpy_ours(pools_np, caches_np, b, bc)
+  sel, (m, picks) = ours(), ref()
+  same = int(sel.modality[0]) == m and set(sel.index.tolist()) == set(picks.tolist())
+  t_ours, _ = time_round(ours, args.repeats, args.max_cell_seconds)
+  t_np, _ = time_round(ref, args.repeats, args.max_cell_seconds)
+  floor = bc * n * args.dim * 4 / 1e9 / bandwidth
+  return dict(n=n, dim=args.dim, coreset_size=bc, batch_size=b, ours_seconds=t_ours,
+              numpy_seconds=t_np, floor_seconds=floor, ours_x_floor=t_ours / floor,
+              ours_over_numpy=t_ours / t_np, same_selection_as_numpy=same)
+
+
+def parse_args():
+  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  p.add_argument("--min-n", type=float, default=1e3)
+  p.add_argument("--max-n", type=float, default=1e6)
+  p.add_argument("--points-per-decade", type=int, default=2)
+  p.add_argument("--dim", type=int, default=512)
+  p.add_argument("--batch-size", type=int, default=512)
+  p.add_argument("--coreset-size", type=int, default=1024)
+  p.add_argument("--repeats", type=int, default=3)
+  p.add_argument("--max-round-seconds", type=float, default=60.0,
+                 help="stop growing N for a strategy once a round is predicted to take longer")
+  p.add_argument("--max-cell-seconds", type=float, default=30.0,
+                 help="stop repeating a (strategy, N) cell once its timed runs add up to this")
+  p.add_argument("--fit-min-n", type=float, default=1e4,
+                 help="fit the exponent on N >= this (smaller N measure per-call overhead)")
+  p.add_argument("--strategies", default=",".join(STRATEGIES))
+  p.add_argument("--check-n", type=int, default=200_000)
+  p.add_argument("--check-coreset", type=int, default=200)
+  p.add_argument("--no-check", action="store_true")
+  p.add_argument("--quick", action="store_true", help="N <= 3e4, d = 128, 1 repeat, small check")
+  p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results",
+                                               "bench_acquisition.json"))
+  args = p.parse_args()
+  if args.quick:
+    args.max_n, args.dim, args.repeats, args.check_n = min(args.max_n, 3e4), 128, 1, 20_000
+    args.batch_size, args.coreset_size, args.max_round_seconds = 64, 128, 10.0
+    args.fit_min_n = 3e3
+  args.strategies = tuple(args.strategies.split(","))
+  unknown = set(args.strategies) - set(STRATEGIES)
+  if unknown:
+    p.error(f"--strategies: unknown {sorted(unknown)}; choose from {STRATEGIES}")
+  decades = np.log10(args.max_n) - np.log10(args.min_n)
+  grid = np.logspace(np.log10(args.min_n), np.log10(args.max_n),
+                     int(round(decades * args.points_per_decade)) + 1)
+  args.sizes = sorted({max(int(round(n)), args.coreset_size) for n in grid})
+  return args
+
+
+def print_table(rows, exponents, check, bandwidth, rates):
+  print(f"\nread bandwidth: {bandwidth:.1f} GB/s (best of " +
+        ", ".join(f"{k} {v:.1f}" for k, v in rates.items()) + ")")
+  print(f"{'strategy':13s} {'N':>9s} {'s/round':>10s} {'GB/s':>7s} {'x floor':>8s}")
+  for r in rows:
+    if "skipped" in r:
+      print(f"{r['strategy']:13s} {r['n']:>9d} {'skipped: ' + r['skipped']}")
+      continue
+    gbs = f"{r['gb_per_s']:7.1f}" if "gb_per_s" in r else f"{'-':>7s}"
+    xf = f"{r['x_floor']:8.2f}" if "x_floor" in r else f"{'-':>8s}"
+    print(f"{r['strategy']:13s} {r['n']:>9d} {r['seconds']:10.4f} {gbs} {xf}")
+  print("fitted exponent of time vs N: " +
+        ", ".join(f"{s} {e:.2f}" if e is not None else f"{s} -" for s, e in exponents.items()))
+  if check:
+    print(f"check N={check['n']} d={check['dim']} B_C={check['coreset_size']}: ours "
+          f"{check['ours_seconds']:.2f} s = {check['ours_x_floor']:.2f}x the k-center read floor "
+          f"({check['floor_seconds']:.2f} s), {check['ours_over_numpy']:.2f}x NumPy "
+          f"({check['numpy_seconds']:.2f} s); same selection as NumPy: "
+          f"{check['same_selection_as_numpy']}")
+
+
+def main():
+  args = parse_args()
+  bandwidth, rates = measure_read_bandwidth()
+  print(f"read bandwidth {bandwidth:.1f} GB/s; sizes {args.sizes}", flush=True)
+  rows, exponents = run_grid(args, bandwidth)
+  check = None if args.no_check else floor_check(args, bandwidth)
+  print_table(rows, exponents, check, bandwidth, rates)
+  result = dict(
+      setting=dict(dim=args.dim, batch_size=args.batch_size, coreset_size=args.coreset_size,
+                   repeats=args.repeats, max_round_seconds=args.max_round_seconds,
+                   fit_min_n=args.fit_min_n, sizes=args.sizes, modalities=2,
+                   annotated_per_modality=args.batch_size),
+      machine=dict(platform=platform.platform(), cpu_count=os.cpu_count(),
+                   devices=[str(d) for d in jax.devices()], jax=jax.__version__,
+                   read_bandwidth_gb_per_s=bandwidth, read_bandwidth_by_method=rates,
+                   load_average=os.getloadavg()),
+      rows=rows, exponents=exponents, floor_check=check)
+  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+  tmp = args.out + ".tmp"
+  with open(tmp, "w") as f:
+    json.dump(result, f, indent=1)
+  os.replace(tmp, args.out)
+  print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,58 @@
+"""Acquisition: which unaligned items to send to the annotator (Algorithm 1 and its baselines).
+
+Building blocks (pure, jitted cores; validated wrappers raise ValueError before any device work):
+  min_distances(points[N,d], centers[M,d], *, metric) -> f32[N]     nearest-center distance (+inf if M=0)
+  kcenter_greedy(points, num_select, centers=None, *, metric) -> (int32[k], f32[N])
+  margins(queries[Q,d], candidates[N,d]) -> f32[Q]                  top-1 minus top-2 of q @ c.T
+All of them stream over blocks: no N x M matrix is ever built, only one block of it at a time
+(16 MiB, or [N, 64] floats for nearest-center search over N > 65k points), independent of M.
+Metrics: "euclidean" and "cosine" (1 - cos, Appendix C.3); float32 with HIGHEST-precision dots.
+
+One round from scratch (notebooks, streaming buffers):
+  sel = select("ours", pools, annotated, batch_size=B, coreset_size=B_C, key=key)
+  sel.modality[i], sel.index[i]: the i-th pick is pools[sel.modality[i]][sel.index[i]].
+Strategies: "ours", "random", "coreset", "uncertainty", "badge" (see `select`). Tie rules:
+k-center ties go to the lowest index (so with nothing annotated the first center is index 0);
+"ours" picks the least-covered modality, ties (e.g. every gap +inf when nothing is annotated) to
+the lowest modality index; equal margins keep coreset pick order. "random", "coreset" and "badge"
+are decided by `key`; "ours" and "uncertainty" are deterministic.
+Streaming (Section 4.2): call `select` with pools = the current buffer's embeddings and annotated =
+everything annotated so far; what is not picked is simply dropped by the caller.
+
+Incremental form for the active-learning loop (fixed embeddings across rounds):
+  state = init_state(pools, annotated, metric="euclidean")      # O(N |S| d), once
+  for each round:
+    sel = select_from_state("ours", state, batch_size=B, coreset_size=B_C, key=key)
+    ... the oracle answers; per modality m collect
+        removed[m]: positions in state.pools[m] that left the pool (picks + revealed partners),
+        added[m]:   [k_m, d] embeddings of the items that joined the annotated set,
+    state = update_state(state, removed, added)                  # O(N B d)
+    ids[m] = np.delete(ids[m], removed[m])                       # keep the caller's ids aligned
+`AcquisitionState` holds, per modality, the pool (f32[N_m, d]) and min_sq (f32[N_m], squared distance
+to the nearest annotated item of that modality, +inf while none); `update_state` deletes rows in
+order (like np.delete) and tightens min_sq with the new annotated items only, so a round costs
+O(N (B + B_C) d) instead of O(N |S| d) and selects exactly what `select` on the same pools and
+annotated sets selects (up to float32 rounding of near-tied distances). The cache is only valid
+while the embeddings do not change: after retraining the encoders, call `init_state` again with the
+new embeddings.
+
+Sharding: pools may be jax.Arrays sharded along N (NamedSharding(mesh, P("data", None))); the
+functions run under jit on them and select the same items as on one device.
+Precision note: distances use |x|^2 + |c|^2 - 2<x,c> in float32, whose absolute error is ~1e-6 on
+squared distances of unit vectors; near-ties below that may be ordered differently than in float64.
+"""
+from mmal_jax.acquisition.distances import min_distances
+from mmal_jax.acquisition.kcenter import kcenter_greedy
+from mmal_jax.acquisition.scores import margins
+from mmal_jax.acquisition.select import STRATEGIES
+from mmal_jax.acquisition.select import Selection
+from mmal_jax.acquisition.select import select
+from mmal_jax.acquisition.select import select_from_state
+from mmal_jax.acquisition.state import AcquisitionState
+from mmal_jax.acquisition.state import init_state
+from mmal_jax.acquisition.state import update_state
+
+__all__ = [
+    "AcquisitionState", "STRATEGIES", "Selection", "init_state", "kcenter_greedy", "margins",
+    "min_distances", "select", "select_from_state", "update_state",
+]

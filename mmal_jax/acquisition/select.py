@@ -1,0 +1,142 @@
+"""One acquisition round: Algorithm 1 ("ours") and the baselines of Appendix B.1 / C.4."""
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mmal_jax.acquisition import badge as badge_lib
+from mmal_jax.acquisition import checks
+from mmal_jax.acquisition import kcenter
+from mmal_jax.acquisition import scores
+from mmal_jax.acquisition import state as state_lib
+
+STRATEGIES = ("ours", "random", "coreset", "uncertainty", "badge")
+
+
+@dataclasses.dataclass(frozen=True)
+class Selection:
+  """The B items to send to the annotator.
+
+  Attributes:
+    modality: int32[B] modality of each pick.
+    index: int32[B] position of each pick in pools[modality] (the state's pool).
+  """
+  modality: np.ndarray
+  index: np.ndarray
+
+
+def _summed_margins(queries, pools, skip):
+  """f32[Q]: sum over modalities o != skip of margin(queries vs pools[o]) (Section 4.2 for M >= 3)."""
+  return sum(scores.margins_f32(queries, p) for o, p in enumerate(pools) if o != skip)
+
+
+@functools.partial(jax.jit, static_argnames=("modality", "coreset_size", "batch_size"))
+def _ours(pools, cache, modality, coreset_size, batch_size):
+  """Steps 2-3 of Algorithm 1 on modality m*: (int32[B] indices, lowest summed margin first)."""
+  coreset, _ = kcenter.kcenter_sq(pools[modality], cache, coreset_size)
+  score = _summed_margins(pools[modality][coreset], pools, modality)
+  # Stable: equal scores keep coreset (pick) order.
+  return coreset[jnp.argsort(score, stable=True)[:batch_size]]
+
+
+@functools.partial(jax.jit, static_argnames=("batch_size",))
+def _uncertainty(pools, batch_size):
+  """Algorithm 4: the B lowest (summed) margins over every item of every modality.
+
+  Returns (int32[B] modality, int32[B] index), lowest margin first; ties go to the lower modality,
+  then the lower index.
+  """
+  score = jnp.concatenate([_summed_margins(p, pools, m) for m, p in enumerate(pools)])
+  order = jnp.argsort(score, stable=True)[:batch_size]
+  modality = jnp.concatenate([jnp.full(p.shape[0], m, jnp.int32) for m, p in enumerate(pools)])
+  index = jnp.concatenate([jnp.arange(p.shape[0], dtype=jnp.int32) for p in pools])
+  return modality[order], index[order]
+
+
+@functools.partial(jax.jit, static_argnames=("size", "batch_size"))
+def _random_subset(key, size, batch_size):
+  return jax.random.permutation(key, size)[:batch_size].astype(jnp.int32)
+
+
+def _random_modality(key, num_modalities):
+  return int(jax.random.randint(key, (), 0, num_modalities))
+
+
+def select_from_state(strategy, state, *, batch_size, coreset_size, key, logit_scale=10.0):
+  """One acquisition round on an `AcquisitionState` (see `select` for the strategies).
+
+  Args:
+    strategy: "ours", "random", "coreset", "uncertainty" or "badge".
+    state: pools and min-distance caches (`init_state`, `update_state`).
+    batch_size: B, items picked this round.
+    coreset_size: B_C >= B, size of the coreset of "ours" (checked for every strategy).
+    key: PRNG key; decides "random" (modality and items), "coreset" and "badge" (modality, and
+      BADGE's sampling). "ours" and "uncertainty" are deterministic.
+    logit_scale: inverse temperature of BADGE's class probabilities softmax(scale * <x, y>)
+      (SigLIP's initial exp(t) = 10).
+  Returns:
+    Selection with B picks.
+  """
+  sizes = state.sizes
+  checks.check_round(strategy, STRATEGIES, sizes, batch_size=batch_size, coreset_size=coreset_size)
+  num_modalities = len(sizes)
+  if strategy == "uncertainty":
+    modality, index = _uncertainty(state.pools, batch_size)
+    return Selection(np.asarray(modality), np.asarray(index))
+  if strategy == "ours":
+    # Step 1: the least-covered modality. With nothing annotated every gap is +inf; like every
+    # tie, it goes to the lowest modality index (np.argmax keeps the first maximum).
+    gaps = np.array([float(jnp.max(c)) for c in state.min_sq])
+    m = int(np.argmax(gaps))
+    index = _ours(state.pools, state.min_sq[m], m, coreset_size, batch_size)
+  else:
+    key_modality, key_items = jax.random.split(key)
+    m = _random_modality(key_modality, num_modalities)
+    if strategy == "random":
+      index = _random_subset(key_items, sizes[m], batch_size)
+    elif strategy == "coreset":
+      index, _ = kcenter.kcenter_sq(state.pools[m], state.min_sq[m], batch_size)
+    else:
+      others = [p for o, p in enumerate(state.pools) if o != m]
+      index = badge_lib.badge(state.pools[m], others, key_items, batch_size, logit_scale)
+  return Selection(np.full(batch_size, m, np.int32), np.asarray(index, np.int32))
+
+
+def select(strategy, pools, annotated, *, batch_size, coreset_size, key, metric="euclidean",
+           logit_scale=10.0):
+  """One acquisition round from scratch.
+
+  Strategies:
+    "ours": Algorithm 1. m* = argmax_m max_{x in D^m} min_{s in S^m} d(x, s) (ties, including the
+      all-+inf gaps of an empty annotated set: lowest modality index); greedy k-center of B_C
+      points of D^{m*} starting from the centers S^{m*}; the B coreset points with the lowest
+      margin against all of D^o (summed over o != m* when M >= 3).
+    "random": a uniformly random modality, B distinct items of it uniformly at random.
+    "coreset": a uniformly random modality, greedy k-center of B points from its S^m.
+    "uncertainty": margins of every item of every modality against all items of the others
+      (quadratic); the B lowest overall.
+    "badge": a uniformly random modality, BADGE on gradient embeddings whose classes are the other
+      modalities' items (see badge.py).
+
+  Args:
+    pools: M >= 2 arrays [N_m, d] of L2-normalized embeddings of the still-unaligned items.
+    annotated: M arrays [K_m, d] of the annotated items' embeddings (K_m may be 0).
+    batch_size, coreset_size, key, logit_scale: as in `select_from_state`.
+    metric: "euclidean" or "cosine" (distances of steps 1-2; margins always use inner products).
+  Returns:
+    Selection; Selection.index indexes pools[Selection.modality].
+  Raises:
+    ValueError (before any device work) on NaN/inf, mismatched dimensions, M < 2, an unknown
+    strategy or metric, batch_size > coreset_size, or a pool too small for the round.
+  """
+  checks.check_metric(metric)
+  sizes = checks.check_modalities(pools, annotated)
+  checks.check_round(strategy, STRATEGIES, sizes, batch_size=batch_size, coreset_size=coreset_size)
+  if strategy not in ("ours", "coreset"):
+    # Only the coverage-based strategies read the distance to the annotated set; skip computing it.
+    annotated = [a[:0] for a in annotated]
+  state = state_lib.init_state(pools, annotated, metric=metric)
+  return select_from_state(strategy, state, batch_size=batch_size, coreset_size=coreset_size,
+                           key=key, logit_scale=logit_scale)

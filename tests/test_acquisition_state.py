@@ -1,0 +1,118 @@
+"""Incremental state vs recomputation, sharded vs single-device pools, and input validation."""
+import jax
+import numpy as np
+import pytest
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from mmal_jax import acquisition
+import test_acquisition_reference as ref
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_incremental_rounds_equal_recomputed_rounds(metric):
+  rng = np.random.default_rng(10)
+  n, d, b, bc = 96, 8, 5, 9
+  pools = [ref.unit_rows(rng, n, d), ref.unit_rows(rng, n, d)]
+  partner = rng.permutation(n)  # truth: image i pairs with text partner[i]
+  ids = [np.arange(n), np.arange(n)]  # original item id of each current pool row
+  bought = [[], []]
+  state = acquisition.init_state(pools, [p[:0] for p in pools], metric=metric)
+  for round_ in range(3):
+    current = [pools[m][ids[m]] for m in range(2)]
+    annotated = [pools[m][np.array(bought[m], int)].reshape(-1, d) for m in range(2)]
+    fresh = acquisition.select("ours", current, annotated, batch_size=b, coreset_size=bc,
+                               key=jax.random.key(round_), metric=metric)
+    sel = acquisition.select_from_state("ours", state, batch_size=b, coreset_size=bc,
+                                        key=jax.random.key(round_))
+    np.testing.assert_array_equal(sel.modality, fresh.modality)
+    np.testing.assert_array_equal(sel.index, fresh.index)
+    for m in range(2):  # the carried cache is the brute-force distance to the annotated set
+      np.testing.assert_allclose(np.asarray(state.min_distances()[m]),
+                                 ref.min_distances(current[m], annotated[m], metric), atol=2e-3)
+    m = int(sel.modality[0])
+    picked = ids[m][sel.index]
+    partners = partner[picked] if m == 0 else np.argsort(partner)[picked]
+    removed, added = [None, None], [None, None]
+    for o, items in ((m, picked), (1 - m, partners)):
+      removed[o] = np.searchsorted(ids[o], items)  # ids stay sorted: np.delete keeps order
+      added[o] = pools[o][items]
+      bought[o].extend(items.tolist())
+    state = acquisition.update_state(state, removed, added)
+    ids = [np.delete(ids[o], removed[o]) for o in range(2)]
+    assert state.sizes == (n - b * (round_ + 1),) * 2
+    np.testing.assert_allclose(np.asarray(state.pools[1]), pools[1][ids[1]], atol=1e-6)
+
+
+def test_sharded_pools_select_the_same_as_one_device():
+  devices = np.array(jax.devices())
+  assert len(devices) == 8, "tests/conftest.py should give 8 host devices"
+  sharding = NamedSharding(Mesh(devices, ("data",)), P("data", None))
+  rng = np.random.default_rng(11)
+  pools = [ref.unit_rows(rng, 128, 8), ref.unit_rows(rng, 64, 8)]
+  annotated = [ref.unit_rows(rng, 4, 8), ref.unit_rows(rng, 3, 8)]
+  sharded = [jax.device_put(p, sharding) for p in pools]
+  state = acquisition.init_state(sharded, annotated)
+  assert state.pools[0].sharding.spec == P("data", None)  # the sharded path is what runs below
+  for strategy in ("ours", "coreset", "uncertainty", "random"):
+    kwargs = dict(batch_size=6, coreset_size=10, key=jax.random.key(1))
+    one = acquisition.select(strategy, pools, annotated, **kwargs)
+    many = acquisition.select(strategy, sharded, annotated, **kwargs)
+    np.testing.assert_array_equal(many.modality, one.modality, err_msg=strategy)
+    np.testing.assert_array_equal(many.index, one.index, err_msg=strategy)
+  got = acquisition.min_distances(sharded[0], annotated[0])
+  np.testing.assert_allclose(np.asarray(got), ref.min_distances(pools[0], annotated[0], "euclidean"),
+                             atol=2e-3)
+
+
+def _inputs():
+  rng = np.random.default_rng(12)
+  return [ref.unit_rows(rng, 20, 4), ref.unit_rows(rng, 15, 4)], [np.zeros((0, 4), np.float32)] * 2
+
+
+def _with(arrays, m, value):
+  arrays = list(arrays)
+  arrays[m] = value
+  return arrays
+
+
+@pytest.mark.parametrize("change,match", [
+    (lambda p, a, kw: (_with(p, 1, np.where(np.eye(15, 4) > 0, np.nan, p[1])), a, kw),
+     r"pools\[1\] \(modality 1\) contains NaN or inf \(first at row 0\)"),
+    (lambda p, a, kw: (p, _with(a, 0, np.full((2, 4), np.inf, np.float32)), kw),
+     r"annotated\[0\] \(modality 0\) contains NaN or inf"),
+    (lambda p, a, kw: (_with(p, 1, p[1][:, :3]), a, kw),
+     r"pools\[1\] \(modality 1\) has dimension 3 but pools\[0\]"),
+    (lambda p, a, kw: (p, _with(a, 1, np.zeros((2, 5), np.float32)), kw),
+     r"annotated\[1\] \(modality 1\) has dimension 5"),
+    (lambda p, a, kw: (p, a, {**kw, "batch_size": 9}), r"batch_size=9 > coreset_size=8"),
+    (lambda p, a, kw: (p, a, {**kw, "coreset_size": 16}),
+     r"coreset_size=16 > pool size 15 of pools\[1\] \(modality 1\)"),
+    (lambda p, a, kw: (p, a, {**kw, "strategy": "bald"}), r"strategy='bald' is unknown"),
+    (lambda p, a, kw: (p, a, {**kw, "metric": "manhattan"}), r"metric='manhattan' is unknown"),
+    (lambda p, a, kw: (p[:1], a[:1], kw), r"pools has 1 modalities; .* at least 2"),
+    (lambda p, a, kw: (p, a[:1], kw), r"annotated has 1 modalities but pools has 2"),
+    (lambda p, a, kw: (_with(p, 0, p[0][0]), a, kw), r"pools\[0\] \(modality 0\) has shape \(4,\)"),
+])
+def test_bad_input_raises_a_clear_value_error(change, match):
+  pools, annotated = _inputs()
+  kwargs = dict(strategy="ours", batch_size=4, coreset_size=8, key=jax.random.key(0),
+                metric="euclidean")
+  pools, annotated, kwargs = change(pools, annotated, kwargs)
+  strategy = kwargs.pop("strategy")
+  with pytest.raises(ValueError, match=match):
+    acquisition.select(strategy, pools, annotated, **kwargs)
+
+
+def test_bad_input_to_building_blocks_and_state():
+  pools, annotated = _inputs()
+  with pytest.raises(ValueError, match=r"num_select=21 > 20 points"):
+    acquisition.kcenter_greedy(pools[0], 21)
+  with pytest.raises(ValueError, match=r"candidates has dimension 3 but queries has 4"):
+    acquisition.margins(pools[0], pools[1][:, :3])
+  with pytest.raises(ValueError, match=r"centers contains NaN or inf"):
+    acquisition.min_distances(pools[0], np.full((1, 4), np.nan, np.float32))
+  state = acquisition.init_state(pools, annotated)
+  with pytest.raises(ValueError, match=r"removed\[1\] \(modality 1\) holds positions outside"):
+    acquisition.update_state(state, [np.array([0]), np.array([15])], annotated)
+  with pytest.raises(ValueError, match=r"removed\[0\] \(modality 0\) repeats a position"):
+    acquisition.update_state(state, [np.array([2, 2]), np.array([], int)], annotated)
