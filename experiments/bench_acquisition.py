@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mmal_jax import acquisition
+from mmal_jax import files
 
 STRATEGIES = ("ours", "numpy_ours", "coreset", "random", "uncertainty", "badge", "update_state")
 # Strategies whose cost is k-center passes over the pool (bytes per round = passes * N * d * 4).
@@ -257,11 +258,7 @@ def main():
                    read_bandwidth_gb_per_s=bandwidth, read_bandwidth_by_method=rates,
                    load_average=os.getloadavg()),
       rows=rows, exponents=exponents, floor_check=check)
-  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-  tmp = args.out + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump(result, f, indent=1)
-  os.replace(tmp, args.out)
+  files.write_text(args.out, json.dumps(result, indent=1))
   print(f"wrote {args.out}")
 
 

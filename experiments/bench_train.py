@@ -19,7 +19,6 @@ import json
 import os
 import platform
 import statistics
-import tempfile
 import time
 
 import jax
@@ -28,6 +27,7 @@ import ml_collections
 import numpy as np
 
 from configs import common
+from mmal_jax import files
 from mmal_jax import models
 from mmal_jax.models import vit
 from mmal_jax.training import train
@@ -141,11 +141,7 @@ def main():
              device_count=jax.device_count(), host=platform.node(),
              matmul_flops_per_s=rate, rows=rows,
              note="shared, busy machine: timings are noisy")
-  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(args.out)), suffix=".tmp")
-  with os.fdopen(fd, "w") as f:
-    json.dump(out, f, indent=2)
-  os.replace(tmp, args.out)
+  files.write_text(args.out, json.dumps(out, indent=2))
   print(f"wrote {args.out}")
 
 

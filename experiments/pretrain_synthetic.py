@@ -13,7 +13,6 @@ while the 2 cores were shared with four other jobs, load average ~9).
 """
 import json
 import os
-import tempfile
 import time
 
 from absl import app
@@ -24,6 +23,7 @@ import numpy as np
 
 from mmal_jax import embeddings
 from mmal_jax import evaluation
+from mmal_jax import files
 from mmal_jax import models
 from mmal_jax.data import preprocess
 from mmal_jax.data import synthetic
@@ -53,14 +53,6 @@ def model_config() -> ml_collections.ConfigDict:
       text=dict(variant="nano", depth=2, vocab_size=64, max_len=16, pool_type="last"),
       out_dim=64, temperature_init=10.0, bias_init=-10.0,
       tokenizer=dict(kind="word"), loss="sigmoid"))
-
-
-def _write_atomic(path, text):
-  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
-  with os.fdopen(fd, "w", encoding="utf-8") as f:
-    f.write(text)
-  os.chmod(tmp, 0o644)  # mkstemp makes it private; assets are package data everyone reads.
-  os.replace(tmp, path)
 
 
 def main(argv):
@@ -96,8 +88,7 @@ def main(argv):
   scores = {k: float(v) for k, v in scores.items()}
 
   npz.save_big_vision_npz(params, os.path.join(out_dir, "pretrained_tiny.npz"))
-  os.chmod(os.path.join(out_dir, "pretrained_tiny.npz"), 0o644)
-  _write_atomic(os.path.join(out_dir, "pretrained_tiny_vocab.txt"),
+  files.write_text(os.path.join(out_dir, "pretrained_tiny_vocab.txt"),
                 "\n".join(preprocess.embedded_vocabulary()) + "\n")
   meta = dict(model=mc.to_dict(), train=train_config.to_dict(), num_pairs=_NUM_PAIRS.value,
               seed=_SEED.value, steps=len(info["loss"]),
@@ -105,7 +96,7 @@ def main(argv):
               pretrained_test_scores=scores,
               seconds=dict(data=round(data_seconds, 1), train=round(train_seconds, 1)),
               num_params=int(sum(np.size(x) for x in jax.tree.leaves(params))))
-  _write_atomic(os.path.join(out_dir, "pretrained_tiny.json"), json.dumps(meta, indent=2) + "\n")
+  files.write_text(os.path.join(out_dir, "pretrained_tiny.json"), json.dumps(meta, indent=2) + "\n")
   print(f"steps {meta['steps']}  last-epoch loss {meta['final_loss']:.3f}  data {data_seconds:.0f}s"
         f"  train {train_seconds:.0f}s  params {meta['num_params']}")
   print("pretrained test scores: " + "  ".join(f"{k} {v:.3f}" for k, v in scores.items()))

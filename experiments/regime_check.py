@@ -14,7 +14,6 @@ runs the committed checkpoint as it was trained. The committed result came from:
 """
 import json
 import os
-import tempfile
 import time
 
 from absl import app
@@ -26,6 +25,7 @@ from ml_collections import config_flags
 
 from mmal_jax import embeddings
 from mmal_jax import evaluation
+from mmal_jax import files
 from mmal_jax import models
 from mmal_jax.data import load_dataset
 from mmal_jax.data import preprocess
@@ -97,12 +97,7 @@ def main(argv):
 
   result = dict(config=json.loads(config.to_json_best_effort()), rows=rows, summary=summary,
                 group_gap=gap, device=str(jax.devices()[0].platform))
-  os.makedirs(os.path.dirname(_OUT.value), exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(_OUT.value), suffix=".tmp")
-  with os.fdopen(fd, "w") as f:
-    json.dump(result, f, indent=2)
-  os.chmod(tmp, 0o644)  # mkstemp makes it private; results are for everyone to read.
-  os.replace(tmp, _OUT.value)
+  files.write_text(_OUT.value, json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

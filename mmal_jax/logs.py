@@ -12,16 +12,10 @@ import shutil
 
 import numpy as np
 
+from mmal_jax import files
+
 META_KEYS = ("strategy", "seed", "round", "num_queried", "num_pairs", "percent_annotated", "modality")
 TIMING_KEYS = ("acquisition_seconds", "training_seconds")
-
-
-def atomic_write(path, data):
-  """Writes str or bytes to `path` through a temporary file and a rename (never half-written)."""
-  tmp = f"{path}.tmp"
-  with open(tmp, "wb") as f:
-    f.write(data.encode() if isinstance(data, str) else data)
-  os.replace(tmp, path)
 
 
 def metric_names(records):
@@ -129,10 +123,9 @@ def plot_curves(records, path):
     ax.axis("off")
   axes.flat[0].legend(fontsize=8)
   fig.subplots_adjust(left=0.06, right=0.98, bottom=0.08, top=0.95, hspace=0.45, wspace=0.25)
-  tmp = f"{path}.tmp.png"
-  fig.savefig(tmp, dpi=80)
+  with files.atomic_write(path) as f:
+    fig.savefig(f, format="png", dpi=80)
   plt.close(fig)
-  os.replace(tmp, path)
 
 
 def write_tensorboard(records, logdir):
@@ -165,12 +158,12 @@ def write_outputs(workdir, records, *, headline, baseline="random", plot=True):
   Plotting costs seconds on a small CPU, so the loop plots only when a run (strategy, seed) ends.
   """
   lines = [json.dumps({k: _finite_or_none(v) for k, v in r.items()}) for r in records]
-  atomic_write(os.path.join(workdir, "metrics.jsonl"), "".join(line + "\n" for line in lines))
+  files.write_text(os.path.join(workdir, "metrics.jsonl"), "".join(line + "\n" for line in lines))
   write_tensorboard(records, os.path.join(workdir, "tensorboard"))
   if records:
     if plot:
       plot_curves(records, os.path.join(workdir, "curves.png"))
-    atomic_write(os.path.join(workdir, "summary.md"),
+    files.write_text(os.path.join(workdir, "summary.md"),
                  summary_markdown(records, headline=headline, baseline=baseline))
 
 

@@ -19,6 +19,7 @@ import numpy as np
 from mmal_jax import acquisition
 from mmal_jax import embeddings
 from mmal_jax import evaluation
+from mmal_jax import files
 from mmal_jax import logs
 from mmal_jax import models
 from mmal_jax.data import Pairs
@@ -306,7 +307,7 @@ def train_and_evaluate(config, workdir):
   try:
     os.makedirs(workdir, exist_ok=True)
     if not os.path.exists(config_path):  # written last, once everything else checked out
-      logs.atomic_write(config_path, exp.config_json)
+      files.write_text(config_path, exp.config_json)
   except OSError as e:
     raise ConfigError(f"workdir {workdir} is not writable: {e}") from None
   ckpt = checkpoints.Checkpointer(os.path.join(workdir, "checkpoints"))

@@ -2,21 +2,13 @@
 import os
 
 import jax
-import ml_collections
 import numpy as np
 import pytest
 
 from mmal_jax import models
 from mmal_jax.models import npz
 from mmal_jax.models import two_towers
-
-
-def small_config(**kw):
-  cfg = dict(image_size=16, image=dict(variant="mu/8", pool_type="map"),
-             text=dict(variant="mu", vocab_size=50, max_len=6), out_dim=16,
-             temperature_init=10.0, bias_init=-10.0, loss="sigmoid")
-  cfg.update(kw)
-  return ml_collections.ConfigDict(cfg)
+from small_models import small_config
 
 
 def _shapes(cfg):

@@ -23,12 +23,12 @@ import hashlib
 import itertools
 import json
 import os
-import tempfile
 
 from absl import logging
 import numpy as np
 from PIL import Image, ImageDraw
 
+from mmal_jax import files
 from mmal_jax.data.pairs import ColorSwapSplits, DataError, Pairs
 
 # Bump when rendering or sampling changes, so stale caches are not reused.
@@ -345,15 +345,8 @@ def _cached(params, cache_dir, build):
       return {k: f[k] for k in f.files}
   arrays = build()
   try:
-    os.makedirs(cache_dir, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".tmp")
-    try:
-      with os.fdopen(fd, "wb") as f:
-        np.savez(f, **arrays)
-      os.replace(tmp, path)
-    finally:
-      if os.path.exists(tmp):
-        os.remove(tmp)
+    with files.atomic_write(path) as f:
+      np.savez(f, **arrays)
   except OSError as e:  # Caching is only a speed-up: a read-only home must not stop a run.
     logging.warning("Could not cache synthetic data in %s (%s); set $MMAL_JAX_CACHE to a writable"
                     " directory to avoid regenerating it.", cache_dir, e)

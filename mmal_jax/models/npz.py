@@ -5,12 +5,13 @@ Released big_vision checkpoints (e.g. SigLIP's) prefix every key with "params/"
 with or without it.
 """
 import os
-import tempfile
 import zipfile
 from typing import Any, Mapping
 
 import jax
 import numpy as np
+
+from mmal_jax import files
 
 PREFIX = "params/"
 
@@ -45,16 +46,8 @@ def unflatten(flat: Mapping[str, Any]) -> dict:
 def save_big_vision_npz(params: Mapping[str, Any], path: str) -> None:
   """Writes params as big_vision does (keys "params/<a>/<b>"), atomically: no partial file."""
   flat = {PREFIX + k: np.asarray(jax.device_get(v)) for k, v in flatten(params).items()}
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=directory, suffix=".npz.tmp")
-  try:
-    with os.fdopen(fd, "wb") as f:
-      np.savez(f, **flat)
-    os.replace(tmp, path)
-  except BaseException:
-    os.unlink(tmp)
-    raise
+  with files.atomic_write(path) as f:
+    np.savez(f, **flat)
 
 
 def load_big_vision_npz(path: str) -> dict:
