@@ -151,12 +151,13 @@ def test_long_tail_and_near_duplicates(tmp_path):
     counts = collections.Counter(s.train.texts[::2])
     return sum(c for c in counts.values() if c > 1), s
 
-  # Uniform draws over ~4000 (combination, template) captions collide ~5 times in 200 groups ...
+  # Uniform draws over ~4000 (combination, template) captions collide ~5 times in 200 groups, but
+  # no combination is drawn as often as it has templates, so every drawn group keeps its own caption ...
   baseline, _ = duplicated(0.0)
-  assert baseline < 30
+  assert baseline == 0
   # ... while each of the 60 copies shares its caption with its original.
   num, s = duplicated(0.3)
-  assert num >= baseline + 60
+  assert num >= 60
   # ... and copies are near, not exact: same caption, different pixels.
   groups = collections.defaultdict(list)
   for g, t in enumerate(s.train.texts[::2]):

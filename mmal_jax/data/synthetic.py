@@ -9,7 +9,10 @@ The training pool is long-tailed on purpose, as real collections are: its attrib
 (colors, shapes) follow a Zipf law over a seeded ranking, and a fraction of its groups are
 near-duplicates of others (same attributes, template and background; jittered geometry). The test
 groups draw combinations with their own exponent (uniform by default), so covering the attribute
-space is what a good selection buys.
+space is what a good selection buys. Apart from near-duplicates, pool captions are distinct where
+the templates allow it, as in real ColorSwap: two captions that are the same string embed the same
+for any model, so every image whose two best-matching texts are such a repeat has a margin of
+exactly 0, a tie that says nothing about the model.
 
 The pretraining corpus teaches colors, shapes, the caption templates and two-object scenes, but
 never which color goes with which shape when two objects differ in color: single objects, pairs
@@ -32,7 +35,7 @@ from mmal_jax import files
 from mmal_jax.data.pairs import ColorSwapSplits, DataError, Pairs
 
 # Bump when rendering or sampling changes, so stale caches are not reused.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 COLORS = {
     "red": (220, 35, 35), "pink": (250, 135, 200), "yellow": (240, 225, 40),
@@ -193,6 +196,26 @@ def _group_spec(rng, combo, mix, image_size):
               rgb=(_object_rgb(rng, ca), _object_rgb(rng, cb)))
 
 
+def _captions(spec, template):
+  """The group's two captions under `template`: as drawn, and with the colors swapped."""
+  ca, cb, sa, sb = spec["combo"]
+  return {template.format(ca=ca, sa=sa, cb=cb, sb=sb), template.format(ca=cb, sa=sa, cb=ca, sb=sb)}
+
+
+def _distinct_captions(rng, specs):
+  """`specs` with a group whose captions an earlier group already has moved to another template
+  of its layout that none has used for them (at random); kept as is when every template is taken."""
+  used, out = set(), []
+  for spec in specs:
+    if _captions(spec, spec["template"]) & used:
+      free = [t for t in TEMPLATES[spec["layout"]] if not _captions(spec, t) & used]
+      if free:
+        spec = dict(spec, template=free[rng.integers(len(free))])
+    used |= _captions(spec, spec["template"])
+    out.append(spec)
+  return out
+
+
 def _near_duplicate(rng, spec, image_size):
   """Same attributes, template and background colors; geometry jittered, new pixel noise."""
   geometry = [(float(np.clip(cx + rng.uniform(-0.04, 0.04), 0.2, 0.8)),
@@ -228,6 +251,8 @@ def _generate_colorswap_like(seed, num_train_groups, num_test_groups, image_size
   num_unique = num_train_groups - num_dups
   picks = train_rng.choice(len(combos), size=num_unique, p=_zipf_probs(len(combos), mix.zipf_exponent))
   specs = [_group_spec(train_rng, combos[ranking[k]], mix, image_size) for k in picks]
+  # A stream of its own, so that the images and the test split stay exactly as drawn.
+  specs = _distinct_captions(np.random.default_rng([seed, 4]), specs)
   specs += [_near_duplicate(train_rng, specs[k], image_size) for k in train_rng.integers(num_unique, size=num_dups)]
   specs = [specs[k] for k in train_rng.permutation(len(specs))]
 
