@@ -10,19 +10,15 @@ Fields read from data_config per name (all others are ignored):
 The real readers live in colorswap.py / coco.py and are imported only when asked for, so that the
 embedded default works without their optional dependencies.
 """
-from mmal_jax.data.pairs import ColorSwapSplits, DataError, Pairs
+from mmal_jax.data.pairs import ColorSwapSplits, DataError, Pairs, config_get
 
 __all__ = ["ColorSwapSplits", "DataError", "Pairs", "load_dataset", "DATASET_NAMES"]
 
 DATASET_NAMES = ("synthetic_colorswap", "colorswap", "coco")
 
 
-def _get(cfg, key, default=None):
-  return cfg.get(key, default) if hasattr(cfg, "get") else getattr(cfg, key, default)
-
-
 def _require(cfg, key, name):
-  value = _get(cfg, key)
+  value = config_get(cfg, key)
   if value in (None, ""):
     raise DataError(f"config.data.{key} is required for data.name={name!r}; set it on the command"
                     f" line, e.g. --config.data.{key}=/path/to/data")
@@ -31,24 +27,24 @@ def _require(cfg, key, name):
 
 def load_dataset(data_config, *, image_size: int) -> tuple[Pairs, Pairs]:
   """Returns (pool, test) Pairs with images uint8[N, image_size, image_size, 3]."""
-  name = _get(data_config, "name")
+  name = config_get(data_config, "name")
   if name not in DATASET_NAMES:
     raise DataError(f"config.data.name={name!r} is not a known dataset; use one of {DATASET_NAMES}")
   if name == "synthetic_colorswap":
     from mmal_jax.data import synthetic
-    mix = dict(_get(data_config, "mix", None) or {})
+    mix = dict(config_get(data_config, "mix", None) or {})
     splits = synthetic.colorswap_like(
-        seed=_get(data_config, "seed", 0),
-        num_train_groups=_get(data_config, "num_train_groups", 700),
-        num_test_groups=_get(data_config, "num_test_groups", 300),
-        image_size=image_size, cache_dir=_get(data_config, "cache_dir", None), **mix)
+        seed=config_get(data_config, "seed", 0),
+        num_train_groups=config_get(data_config, "num_train_groups", 700),
+        num_test_groups=config_get(data_config, "num_test_groups", 300),
+        image_size=image_size, cache_dir=config_get(data_config, "cache_dir", None), **mix)
     return splits.train, splits.test
   if name == "colorswap":
     path = _require(data_config, "path", name)
     from mmal_jax.data import colorswap
     splits = colorswap.load_colorswap(path, image_size=image_size)
     return splits.train, splits.test
-  fmt = _get(data_config, "format", "json")
+  fmt = config_get(data_config, "format", "json")
   if fmt not in ("json", "tfds"):
     raise DataError(f"config.data.format={fmt!r} is not a COCO format; use 'json' (official"
                     " annotations + image folders) or 'tfds' (coco_captions data_dir)")
@@ -56,8 +52,8 @@ def load_dataset(data_config, *, image_size: int) -> tuple[Pairs, Pairs]:
   from mmal_jax.data import coco
   load = coco.load_coco_captions if fmt == "json" else coco.load_coco_tfds
   pool_default, test_default = ("train2017", "val2017") if fmt == "json" else ("train", "val")
-  pool = load(root, split=_get(data_config, "pool_split", pool_default), image_size=image_size,
-              max_items=_get(data_config, "max_pool_items"))
-  test = load(root, split=_get(data_config, "test_split", test_default), image_size=image_size,
-              max_items=_get(data_config, "max_test_items"))
+  pool = load(root, split=config_get(data_config, "pool_split", pool_default), image_size=image_size,
+              max_items=config_get(data_config, "max_pool_items"))
+  test = load(root, split=config_get(data_config, "test_split", test_default), image_size=image_size,
+              max_items=config_get(data_config, "max_test_items"))
   return pool, test

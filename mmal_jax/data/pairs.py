@@ -63,3 +63,8 @@ class ColorSwapSplits:
         raise DataError(
             f"ColorSwapSplits.{name} has {len(split)} pairs, an odd number; groups are consecutive"
             " pairs (2g, 2g+1), so every group needs both of its pairs")
+
+
+def config_get(cfg, key, default=None):
+  """cfg[key] or `default`, for the ConfigDicts, dicts and attribute objects data configs come as."""
+  return cfg.get(key, default) if hasattr(cfg, "get") else getattr(cfg, key, default)

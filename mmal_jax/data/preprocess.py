@@ -19,7 +19,7 @@ import numpy as np
 from mmal_jax.data import synthetic
 from mmal_jax.data import tokenizers
 from mmal_jax.data.images import resize_images
-from mmal_jax.data.pairs import DataError
+from mmal_jax.data.pairs import DataError, config_get
 
 TOKENIZER_KINDS = ("word", "sentencepiece")
 
@@ -43,22 +43,18 @@ def read_vocab(path: str) -> tuple[str, ...]:
   return tuple(w.strip() for w in words)
 
 
-def _get(cfg, key, default=None):
-  return cfg.get(key, default) if hasattr(cfg, "get") else getattr(cfg, key, default)
-
-
 def make_tokenizer(tokenizer_config, max_len: int):
   """A tokenizers.WordTokenizer or SentencePieceTokenizer for `tokenizer_config` (see module doc)."""
-  kind = _get(tokenizer_config, "kind")
-  eos = _get(tokenizer_config, "eos", "sticky")
+  kind = config_get(tokenizer_config, "kind")
+  eos = config_get(tokenizer_config, "eos", "sticky")
   if kind == "word":
-    words, path = _get(tokenizer_config, "words"), _get(tokenizer_config, "vocab_path")
+    words, path = config_get(tokenizer_config, "words"), config_get(tokenizer_config, "vocab_path")
     if words is not None and path is not None:
       raise DataError("model.tokenizer sets both words and vocab_path; keep one of them")
     words = tuple(words) if words is not None else read_vocab(path) if path else embedded_vocabulary()
     make = lambda: tokenizers.WordTokenizer(words, max_len, eos=eos)  # pylint: disable=unnecessary-lambda-assignment
   elif kind == "sentencepiece":
-    path = _get(tokenizer_config, "path")
+    path = config_get(tokenizer_config, "path")
     if not path:
       raise DataError("model.tokenizer.kind='sentencepiece' needs model.tokenizer.path (a .model file)")
     make = lambda: tokenizers.SentencePieceTokenizer(path, max_len, eos=eos)  # pylint: disable=unnecessary-lambda-assignment
@@ -82,14 +78,14 @@ class Preprocessor:
 
   @classmethod
   def from_config(cls, model_config: Any) -> "Preprocessor":
-    image_size = _get(model_config, "image_size")
-    text = _get(model_config, "text") or {}
-    max_len, vocab_size = _get(text, "max_len"), _get(text, "vocab_size")
+    image_size = config_get(model_config, "image_size")
+    text = config_get(model_config, "text") or {}
+    max_len, vocab_size = config_get(text, "max_len"), config_get(text, "vocab_size")
     if not isinstance(image_size, int) or image_size < 1:
       raise DataError(f"model.image_size={image_size!r} must be a positive int (the image tower's side)")
     if not isinstance(max_len, int) or max_len < 1:
       raise DataError(f"model.text.max_len={max_len!r} must be a positive int (tokens per caption)")
-    tokenizer_config = _get(model_config, "tokenizer")
+    tokenizer_config = config_get(model_config, "tokenizer")
     if tokenizer_config is None:
       raise DataError("model.tokenizer is missing; set e.g. model.tokenizer=dict(kind='word')")
     tokenizer = make_tokenizer(tokenizer_config, max_len)
