@@ -1,5 +1,6 @@
 """Two-tower model: big_vision parameter layout, and outputs vs a NumPy float64 forward pass."""
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -136,9 +137,10 @@ def ref_text(p, tokens):
   return _normalize(_dense(x, p["head"]))
 
 
-@pytest.mark.parametrize("pool", ["map", "gap"])
-def test_forward_matches_numpy_reference(pool):
-  cfg = small_config(image=dict(variant="mu/8", pool_type=pool, depth=2))
+@pytest.mark.parametrize("pool, remat", [("map", None), ("gap", "nothing_saveable")])
+def test_forward_matches_numpy_reference(pool, remat):
+  cfg = small_config(image=dict(variant="mu/8", pool_type=pool, depth=2, remat_policy=remat),
+                     text=dict(variant="mu", vocab_size=50, max_len=6, remat_policy=remat))
   model, shapes = _shapes(cfg)
   # Random values everywhere (not the init's zeros/ones), so that every parameter matters.
   rng = np.random.default_rng(0)
@@ -153,3 +155,34 @@ def test_forward_matches_numpy_reference(pool):
   np.testing.assert_allclose(ztxt, ref_text(p64["txt"], tokens), atol=2e-5)
   np.testing.assert_allclose(out["t"], p64["t"][0], rtol=1e-6)
   np.testing.assert_allclose(out["b"], p64["b"][0], rtol=1e-6)
+
+
+def test_remat_keeps_the_tree_and_the_gradients():
+  plain = small_config(image=dict(variant="mu/8", pool_type="map", depth=2))
+  remat = small_config(image=dict(variant="mu/8", pool_type="map", depth=2,
+                                  remat_policy="nothing_saveable"),
+                       text=dict(variant="mu", vocab_size=50, max_len=6,
+                                 remat_policy="dots_saveable"))
+  rng = np.random.default_rng(1)
+  image = rng.uniform(-1, 1, (4, 16, 16, 3)).astype(np.float32)
+  tokens = rng.integers(0, 50, (4, 6)).astype(np.int32)
+  grads = []
+  for cfg in (plain, remat):
+    model = models.get_model(cfg)
+    params = models.init_params(model, cfg, jax.random.key(0))
+
+    def loss(p, model=model):
+      zimg, ztxt, out = model.apply({"params": p}, image, tokens)
+      return jnp.sum(jnp.exp(out["t"]) * zimg @ ztxt.T) + out["b"]
+
+    grads.append(npz.flatten(jax.device_get(jax.jit(jax.grad(loss))(params))))
+  assert grads[0].keys() == grads[1].keys()
+  for k in grads[0]:
+    np.testing.assert_allclose(grads[1][k], grads[0][k], rtol=1e-5, atol=1e-6, err_msg=k)
+  assert any(np.abs(g).max() > 1e-3 for g in grads[0].values())
+
+
+def test_unknown_remat_policy_raises():
+  cfg = small_config(image=dict(variant="mu/8", remat_policy="save_everything"))
+  with pytest.raises(ValueError, match="unknown remat_policy 'save_everything'"):
+    _shapes(cfg)

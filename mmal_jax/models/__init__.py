@@ -3,8 +3,10 @@
 model_config (ConfigDict) fields read here:
   image_size: int, input images are f32[B, image_size, image_size, 3].
   image: dict(variant="tiny/4" | "B/16" | ..., pool_type="gap"|"map"|"tok", posemb="learn"|"sincos2d",
-    and optionally width/depth/mlp_dim/num_heads/patch_size/head_zeroinit overriding the variant).
-  text: dict(variant="tiny" | "B" | ..., vocab_size, max_len, pool_type="last"|..., and overrides).
+    and optionally width/depth/mlp_dim/num_heads/patch_size/head_zeroinit overriding the variant,
+    remat_policy=None | "nothing_saveable" | ... to recompute activations in the backward pass).
+  text: dict(variant="tiny" | "B" | ..., vocab_size, max_len, pool_type="last"|..., remat_policy,
+    and overrides).
   out_dim, temperature_init, bias_init (None: no "b" parameter, the CLIP layout).
 """
 from typing import Any
@@ -16,9 +18,9 @@ import jax.numpy as jnp
 from mmal_jax.models import two_towers
 
 IMAGE_KEYS = ("variant", "patch_size", "width", "depth", "mlp_dim", "num_heads", "posemb",
-              "pool_type", "head_zeroinit")
+              "pool_type", "head_zeroinit", "remat_policy")
 TEXT_KEYS = ("variant", "width", "depth", "mlp_dim", "num_heads", "vocab_size", "pool_type",
-             "max_len")
+             "max_len", "remat_policy")
 
 
 def _tower(cfg: Any, allowed: tuple, name: str) -> flax.core.FrozenDict:

@@ -23,6 +23,7 @@ class TextTransformer(nn.Module):
   num_heads: int = 8
   vocab_size: int = 32_000
   pool_type: str = "last"
+  remat_policy: Optional[str] = None
 
   @nn.compact
   def __call__(self, text, *, train=False):
@@ -33,7 +34,7 @@ class TextTransformer(nn.Module):
     x = x + self.param("pos_embedding", nn.initializers.normal(stddev=1 / np.sqrt(d)),
                        (1, l, d), x.dtype)
     x = out["encoded"] = vit.Encoder(depth=self.depth, mlp_dim=self.mlp_dim,
-                                     num_heads=self.num_heads)(x)
+                                     num_heads=self.num_heads, remat_policy=self.remat_policy)(x)
     if self.pool_type == "last":
       x = x[:, -1]
     elif self.pool_type == "first":

@@ -67,13 +67,15 @@ def compute_loss(model, params: dict, batch: dict, loss: str, lock_image: bool =
 
 
 @functools.partial(jax.jit, static_argnames=("model", "loss", "lock_image", "weight_decay",
-                                             "grad_clip"))
+                                             "grad_clip"), donate_argnames=("params", "opt_state"))
 def train_step(params: dict, opt_state: Any, batch: dict, lr: jax.Array, *, model, loss: str,
                lock_image: bool, weight_decay: float, grad_clip: float):
   """One AdamW step on batch = dict(image=f32[B,S,S,3], text=int32[B,L], mask=bool[B]); lr: f32[].
 
   Returns (params, opt_state, loss f32[]). Pure; compiled once per (model, loss, lock_image,
-  weight_decay, grad_clip, shapes, shardings).
+  weight_decay, grad_clip, shapes, shardings). params and opt_state are donated: their buffers
+  hold the new ones (one copy of the weights and Adam moments in memory, not two), so the arrays
+  passed in are deleted.
   """
   value, grads = jax.value_and_grad(
       lambda p: compute_loss(model, p, batch, loss, lock_image))(params)
@@ -146,7 +148,8 @@ def fit(model, init_params: dict, images: np.ndarray, tokens: np.ndarray, train_
                  weight_decay=float(train_config.weight_decay),
                  grad_clip=float(train_config.grad_clip))
 
-  params = jax.device_put(init_params, replicated)
+  # A copy, never an alias: train_step donates params, and init_params is reused every round.
+  params = jax.device_put(init_params, replicated, may_alias=False)
   opt_state = init_opt_state(params, weight_decay=hparams["weight_decay"],
                              grad_clip=hparams["grad_clip"], lock_image=hparams["lock_image"])
   rng = np.random.default_rng(_seed(key))
