@@ -1,6 +1,6 @@
 """CLIP (softmax loss) on the embedded ColorSwap-like pool: the same experiment as siglip_colorswap."""
-from configs import common
+from mmal_jax import defaults
 
 
 def get_config():
-  return common.colorswap_experiment("softmax")
+  return defaults.colorswap_experiment("softmax")

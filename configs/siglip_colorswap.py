@@ -2,8 +2,8 @@
 
   python -m mmal_jax.main --config=configs/siglip_colorswap.py
 """
-from configs import common
+from mmal_jax import defaults
 
 
 def get_config():
-  return common.colorswap_experiment("sigmoid")
+  return defaults.colorswap_experiment("sigmoid")

@@ -41,7 +41,7 @@ _SEED = flags.DEFINE_integer("seed", 0, "Seed of the corpus, the initialization 
 
 
 def model_config() -> ml_collections.ConfigDict:
-  """The checkpoint's architecture: configs/common.py's `model()` must match it to load the file.
+  """The checkpoint's architecture: mmal_jax/defaults.py's `model()` must match it to load the file.
 
   nano towers widened to two blocks (width 32) with 8x8 patches: deep enough to learn color-shape
   binding from part of the ColorSwap-like pool (one block learns it much more slowly), small enough

@@ -1,6 +1,7 @@
-"""Shared pieces of the configs: the embedded-default experiment and model (see siglip_colorswap.py).
+"""The embedded default experiment and model, which every file in configs/ starts from.
 
-Config files import this as `from configs import common`, so run the CLI from the repository root.
+Part of the package, so config files load from any working directory and notebooks can build the
+same configs: `defaults.colorswap_experiment("sigmoid")` is configs/siglip_colorswap.py's config.
 """
 import json
 import os

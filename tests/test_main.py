@@ -17,9 +17,9 @@ TINY = ["--config.data.num_train_groups=20", "--config.data.num_test_groups=4", 
         "--config.train.batch_size=8"]
 
 
-def _cli(*args, cache_dir):
+def _cli(*args, cache_dir, cwd=ROOT):
   env = dict(os.environ, MMAL_JAX_CACHE=str(cache_dir))
-  return subprocess.run([sys.executable, "-m", "mmal_jax.main", *args], cwd=ROOT, env=env,
+  return subprocess.run([sys.executable, "-m", "mmal_jax.main", *args], cwd=cwd, env=env,
                         capture_output=True, text=True, timeout=300)
 
 
@@ -41,6 +41,16 @@ def test_cli_bad_input(tmp_path, args, words):
   line = _one_error_line(_cli(*args, f"--workdir={workdir}", cache_dir=tmp_path / "cache"))
   assert words in line
   assert not workdir.exists()
+
+
+def test_config_loads_from_another_directory(tmp_path):
+  # The strategy check runs after the config file is imported, so reaching it proves the import
+  # (of configs/ building on mmal_jax.defaults) worked outside the repository root.
+  config = os.path.join(ROOT, "configs", "siglip_colorswap.py")
+  line = _one_error_line(_cli(f"--config={config}", "--config.strategies=ours,bogus",
+                              f"--workdir={tmp_path / 'run'}", cache_dir=tmp_path / "cache",
+                              cwd=tmp_path))
+  assert "bogus" in line
 
 
 def _config(**overrides):
