@@ -185,7 +185,47 @@ def _embed(exp, params, unaligned, modality, ids):
   return np.concatenate(out)
 
 
-def _evaluate(exp, params, unaligned, visible):
+@dataclasses.dataclass(frozen=True)
+class _Embedded:
+  """Embeddings under one round's params of every item that round's evaluation and the next
+  round's acquisition read, so that each item is embedded once per round, not once per use.
+
+  ids: per modality, the sorted item ids; z: per modality, f32[len(ids), D] in that order.
+  """
+  ids: tuple
+  z: tuple
+
+  def __call__(self, modality, ids):
+    """f32[len(ids), D]: the embeddings of items `ids` (each of them in self.ids[modality])."""
+    return self.z[modality][np.searchsorted(self.ids[modality], ids)]
+
+
+def _buffer(buffers, rnd):
+  # Round r sees buffer r - 1 of the stream (round 0, the pretrained model, is measured on buffer 0).
+  return None if buffers is None else buffers[max(rnd - 1, 0)]
+
+
+def _margin_ids(exp, visible):
+  # Learner's order is random, so a prefix is a uniform sample (bounds the quadratic cost on big pools).
+  return [v[:exp.config.eval.margin_max_items or None] for v in visible]
+
+
+def _embed_round(exp, params, unaligned, oracle, buffers, rnd):
+  """_Embedded for round `rnd`'s params, once its pairs are bought: the items of its margin
+  analysis and, unless it is the last round, round rnd + 1's visible items and annotated set.
+
+  A run resumed before round rnd + 1 calls this again with the restored params and oracle, which
+  gives the same ids in the same order and so bit-identical embeddings.
+  """
+  parts = [[ids] for ids in _margin_ids(exp, _visible(unaligned, oracle, _buffer(buffers, rnd)))]
+  if rnd < exp.config.rounds:
+    for m, ids in enumerate(_visible(unaligned, oracle, _buffer(buffers, rnd + 1))):
+      parts[m] += [ids, oracle.pairs()[m]]
+  ids = tuple(np.unique(np.concatenate(p)) for p in parts)
+  return _Embedded(ids, tuple(_embed(exp, params, unaligned, m, ids[m]) for m in (IMAGE, TEXT)))
+
+
+def _evaluate(exp, params, embedded, unaligned, visible):
   """Test scores of `params`, plus the margin analysis (Table 3) on the `visible` unaligned items."""
   batch = exp.config.embed_batch_size
   zimg = embeddings.embed_images(exp.model, params, exp.prep.images(exp.test_images), batch_size=batch)
@@ -194,9 +234,8 @@ def _evaluate(exp, params, unaligned, visible):
     scores = evaluation.recall_at_1(zimg, ztxt)
   else:
     scores = evaluation.colorswap_scores(evaluation.colorswap_similarity(zimg, ztxt))
-  # Learner's order is random, so a prefix is a uniform sample (bounds the quadratic cost on big pools).
-  ids = [v[:exp.config.eval.margin_max_items or None] for v in visible]
-  z = [_embed(exp, params, unaligned, m, ids[m]) for m in (IMAGE, TEXT)]
+  ids = _margin_ids(exp, visible)
+  z = [embedded(m, ids[m]) for m in (IMAGE, TEXT)]
   rows = []
   for m in (IMAGE, TEXT):
     position = np.full(unaligned.num_items(1 - m) + 1, -1, np.int64)  # last slot: partner -1
@@ -245,12 +284,12 @@ def _buy(oracle, selection, visible, budget):
   return "+".join(sorted(used))
 
 
-def _acquire_and_train(exp, strategy, seed, rnd, unaligned, oracle, visible, params):
-  """Steps 1-4 of a round: select from `visible`, buy, retrain; returns (params, record fields)."""
+def _acquire_and_train(exp, strategy, seed, rnd, unaligned, oracle, visible, embedded):
+  """Steps 1-4 of a round: select from `visible` with the previous round's embeddings, buy,
+  retrain; returns (params, record fields)."""
   config = exp.config
-  img_ids, txt_ids = oracle.pairs()
-  pools = [_embed(exp, params, unaligned, m, visible[m]) for m in (IMAGE, TEXT)]
-  annotated = [_embed(exp, params, unaligned, IMAGE, img_ids), _embed(exp, params, unaligned, TEXT, txt_ids)]
+  pools = [embedded(m, visible[m]) for m in (IMAGE, TEXT)]
+  annotated = [embedded(m, ids) for m, ids in enumerate(oracle.pairs())]
   select_key, train_key = _keys(seed, rnd)
   # Picks spanning both modalities ("uncertainty") may hold an item and its partner; buying the
   # first reveals the second, which is then skipped, so ask for spares to still spend per_round.
@@ -283,14 +322,16 @@ def _run(exp, strategy, seed, rounds, oracle_log, params):
   buffers = None
   if config.stream.buffer_size:
     buffers = list(unaligned_lib.stream_buffers(num_pairs, config.stream.buffer_size, seed=seed))
+  embedded = None
   for rnd in rounds:
-    # Round r sees buffer r - 1 of the stream (round 0, the pretrained model, is measured on buffer 0).
-    buffer_rows = None if buffers is None else buffers[max(rnd - 1, 0)]
     extra = dict(modality="none", acquisition_seconds=0.0, training_seconds=0.0)
     if rnd > 0:
+      if embedded is None:  # Resumed: embed as the previous round did, with its restored params.
+        embedded = _embed_round(exp, params, unaligned, oracle, buffers, rnd - 1)
       params, extra = _acquire_and_train(exp, strategy, seed, rnd, unaligned, oracle,
-                                         _visible(unaligned, oracle, buffer_rows), params)
-    scores = _evaluate(exp, params, unaligned, _visible(unaligned, oracle, buffer_rows))
+                                         _visible(unaligned, oracle, _buffer(buffers, rnd)), embedded)
+    embedded = _embed_round(exp, params, unaligned, oracle, buffers, rnd)
+    scores = _evaluate(exp, params, embedded, unaligned, _visible(unaligned, oracle, _buffer(buffers, rnd)))
     record = dict(strategy=strategy, seed=seed, round=rnd, num_queried=oracle.spent,
                   num_pairs=len(oracle.pairs()[0]), percent_annotated=100.0 * oracle.spent / num_pairs,
                   **extra, **scores)

@@ -135,6 +135,31 @@ def test_stream_picks_only_from_the_current_buffer(tmp_path, reference):
     assert np.isin(rows[4 * (rnd - 1):4 * rnd], buffers[rnd - 1]).all()
 
 
+def test_each_item_is_embedded_once_per_round(tmp_path, reference, monkeypatch):
+  del reference  # only for its data cache
+  config = _tiny_config()
+  config.strategies = ("ours",)
+  calls, embed = [], loop._embed
+
+  def counting_embed(exp, params, unaligned, modality, ids):
+    calls.append((params, modality, np.asarray(ids)))  # holds params, so their id()s stay unique
+    return embed(exp, params, unaligned, modality, ids)
+
+  monkeypatch.setattr(loop, "_embed", counting_embed)
+  loop.train_and_evaluate(config, str(tmp_path / "run"))
+  per_round = {}
+  for params, modality, ids in calls:
+    per_round.setdefault(id(params), [[], []])[modality].append(ids)
+  items = 2 * TINY["num_train_groups"]
+  # Rounds 0 and 1: the margin analysis and the next round's acquisition read every item (visible
+  # or annotated); round 2, the last, only the margin analysis's visible items.
+  want = [items, items, items - 2 * TINY["per_round"]]
+  assert len(per_round) == TINY["rounds"] + 1
+  for (image_ids, text_ids), n in zip(per_round.values(), want):
+    for ids in (np.concatenate(image_ids), np.concatenate(text_ids)):
+      assert len(ids) == len(np.unique(ids)) == n
+
+
 def test_buy_skips_partners_revealed_this_round():
   from mmal_jax.acquisition import Selection  # pylint: disable=g-import-not-at-top
   from mmal_jax.oracle import Oracle  # pylint: disable=g-import-not-at-top
