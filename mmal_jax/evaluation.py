@@ -73,9 +73,14 @@ def recall_at_1(zimg, ztxt):
 def _top2(queries, keys, num_keys):
   """Top-1 index and top1 - top2 margin of each query row against the first `num_keys` keys."""
   sim = queries @ keys.T
-  sim = jnp.where(jnp.arange(keys.shape[0]) < num_keys, sim, -jnp.inf)
-  values, indices = jax.lax.top_k(sim, 2)
-  return indices[:, 0], values[:, 0] - values[:, 1]
+  columns = jnp.arange(keys.shape[0])
+  sim = jnp.where(columns < num_keys, sim, -jnp.inf)
+  # Two max passes, not lax.top_k(sim, 2): XLA lowers top_k + slicing to a full sort of each row
+  # on CPU (measured: 0.85 s instead of 0.02 s for 1,400 x 1,400 items, 11 s instead of 0.2 s for
+  # 5,000). Ties go to the lowest index.
+  best = jnp.argmax(sim, axis=1)
+  top2 = jnp.max(jnp.where(columns[None, :] == best[:, None], -jnp.inf, sim), axis=1)
+  return best, jnp.max(sim, axis=1) - top2
 
 
 def _bucket(n):

@@ -103,6 +103,16 @@ def test_pseudo_align_chunks_agree_with_one_block():
   np.testing.assert_allclose(margin, ref_margin, atol=1e-5)
 
 
+def test_pseudo_align_duplicate_keys_tie_to_the_lowest_index():
+  rng = np.random.default_rng(5)
+  k = _unit(rng.normal(size=(6, 4))).astype(np.float32)
+  k[4] = k[1]  # an exact duplicate of key 1 (as duplicate captions give)
+  best, margin = evaluation.pseudo_align(k[[1, 4, 2]], k)
+  np.testing.assert_array_equal(best, [1, 1, 2])
+  np.testing.assert_array_equal(margin[:2], [0.0, 0.0])
+  assert margin[2] > 0
+
+
 def test_margin_analysis_empty_groups_are_nan():
   z = _unit(np.eye(3, 4))
   all_correct = evaluation.margin_analysis(z, z, np.arange(3), np.arange(3))
