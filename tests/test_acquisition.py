@@ -139,7 +139,7 @@ def test_badge_gradient_distances_match_explicit_gradient_embeddings():
   rng = np.random.default_rng(7)
   x, y = ref.unit_rows(rng, 12, 5), ref.unit_rows(rng, 6, 5)  # 6 classes <= TOP_K: exact
   scale = 10.0
-  ids, vals = badge_lib.gradient_factors(x, [y], scale)
+  ids, vals = badge_lib.gradient_factors(x, [(y, len(y))], scale)
   logits = scale * x.astype(np.float64) @ y.T.astype(np.float64)
   p = np.exp(logits - logits.max(1, keepdims=True))
   p /= p.sum(1, keepdims=True)

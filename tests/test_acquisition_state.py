@@ -1,10 +1,15 @@
-"""Incremental state vs recomputation, sharded vs single-device pools, and input validation."""
+"""Incremental state vs recomputation, sharded vs single-device pools, compiles, input validation."""
+import importlib
+
 import jax
 import numpy as np
 import pytest
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from mmal_jax import acquisition
+from mmal_jax.acquisition import badge
+from mmal_jax.acquisition import distances
+from mmal_jax.acquisition import kcenter
 import test_acquisition_reference as ref
 
 
@@ -52,7 +57,7 @@ def test_sharded_pools_select_the_same_as_one_device():
   annotated = [ref.unit_rows(rng, 4, 8), ref.unit_rows(rng, 3, 8)]
   sharded = [jax.device_put(p, sharding) for p in pools]
   state = acquisition.init_state(sharded, annotated)
-  assert state.pools[0].sharding.spec == P("data", None)  # the sharded path is what runs below
+  assert state.padded_pools[0].sharding.spec == P("data", None)  # the sharded path runs below
   for strategy in ("ours", "coreset", "uncertainty", "random"):
     kwargs = dict(batch_size=6, coreset_size=10, key=jax.random.key(1))
     one = acquisition.select(strategy, pools, annotated, **kwargs)
@@ -116,3 +121,24 @@ def test_bad_input_to_building_blocks_and_state():
     acquisition.update_state(state, [np.array([0]), np.array([15])], annotated)
   with pytest.raises(ValueError, match=r"removed\[0\] \(modality 0\) repeats a position"):
     acquisition.update_state(state, [np.array([2, 2]), np.array([], int)], annotated)
+
+
+@pytest.mark.parametrize("strategy", ["ours", "coreset", "random", "uncertainty", "badge"])
+def test_shrinking_pool_reuses_compiled_programs(strategy):
+  # The package re-exports the function `select`, which hides the module of the same name.
+  select_lib = importlib.import_module("mmal_jax.acquisition.select")
+  cores = [select_lib._ours, select_lib._uncertainty, select_lib._random_subset,
+           kcenter.kcenter_sq, badge.kmeanspp, distances.min_sq_distances]
+  rng = np.random.default_rng(11)
+  sizes = []
+  # Rounds 2-4 of a run: the pools shrink and an annotated set grows by 10 items a round. The
+  # other annotated set stays empty, so "ours" keeps choosing that modality (the modality is a
+  # static argument: one compile per modality is by design).
+  for round_, n in enumerate((290, 280, 270)):
+    pools = [ref.unit_rows(rng, n, 8), ref.unit_rows(rng, n + 3, 8)]
+    annotated = [ref.unit_rows(rng, 20 + 10 * round_, 8), np.zeros((0, 8), np.float32)]
+    sel = acquisition.select(strategy, pools, annotated, batch_size=10, coreset_size=20,
+                             key=jax.random.key(round_))
+    assert all(0 <= i < len(pools[m]) for m, i in zip(sel.modality, sel.index))
+    sizes.append([f._cache_size() for f in cores])  # pylint: disable=protected-access
+  assert sizes[2] == sizes[1] == sizes[0]

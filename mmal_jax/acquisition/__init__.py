@@ -36,6 +36,10 @@ annotated sets selects (up to float32 rounding of near-tied distances). The cach
 while the embeddings do not change: after retraining the encoders, call `init_state` again with the
 new embeddings.
 
+Compiles: every pool and annotated set is padded to a bucketed row count (padding.py: multiples of
+1024 rows, at most 12.5% extra beyond 16k), and the padding is masked inside the jitted code, so
+the rounds of a shrinking pool reuse the compiled programs instead of compiling each round.
+
 Sharding: pools may be jax.Arrays sharded along N (NamedSharding(mesh, P("data", None))); the
 functions run under jit on them and select the same items as on one device.
 Precision note: distances use |x|^2 + |c|^2 - 2<x,c> in float32, whose absolute error is ~1e-6 on

@@ -26,12 +26,13 @@ TOP_K = 8
 def gradient_factors(x, others, logit_scale):
   """Sparse a = concat_o (p_o - e_{yhat_o}): (int32[N, K] class ids, f32[N, K] values).
 
-  Class ids of modality `others[i]` are offset by the sizes of the ones before it, so that ids of
-  different modalities never collide.
+  others: per other modality, (f32[P_o, d] pool, its real row count: int or int32[]); the rows
+  past it are padding and are no class. Class ids of modality `others[i]` are offset by the
+  padded sizes of the ones before it, so that ids of different modalities never collide.
   """
   ids, vals, offset = [], [], 0
-  for y in others:
-    p, idx = scores.softmax_top_k(x, y, logit_scale, k=min(TOP_K, y.shape[0]))
+  for y, n in others:
+    p, idx = scores.softmax_top_k(x, y, logit_scale, k=min(TOP_K, int(n)), num_candidates=n)
     ids.append(idx + offset)
     vals.append(p.at[:, 0].add(-1.0))  # column 0 holds yhat, the top-1 class
     offset += y.shape[0]
@@ -52,14 +53,19 @@ def gradient_sq_distances(x, ids, vals, g_sq, j):
 
 
 @functools.partial(jax.jit, static_argnames=("num_select",))
-def kmeanspp(x, ids, vals, key, num_select):
-  """k-means++ seeding on the implicit gradient embeddings; int32[num_select] in pick order."""
+def kmeanspp(x, ids, vals, key, num_select, num_valid=None):
+  """k-means++ seeding on the implicit gradient embeddings; int32[num_select] in pick order.
+
+  num_valid: int32[] (traced), only the first num_valid rows of x may be picked (the rest is
+  padding); default all.
+  """
+  valid = jnp.arange(x.shape[0]) < (x.shape[0] if num_valid is None else num_valid)
   g_sq = gradient_sq_norms(x, vals)
   sq_to = functools.partial(gradient_sq_distances, x, ids, vals, g_sq)
 
-  first = jnp.argmax(g_sq).astype(jnp.int32)
-  # Picked points carry -1 so they are never drawn again, even when all distances are 0.
-  cache = sq_to(first).at[first].set(-1.0)
+  first = jnp.argmax(jnp.where(valid, g_sq, -1.0)).astype(jnp.int32)
+  # Picked points (and padding) carry -1 so they are never drawn, even when all distances are 0.
+  cache = jnp.where(valid, sq_to(first), -1.0).at[first].set(-1.0)
 
   def body(i, carry):
     picks, cache = carry
@@ -75,7 +81,8 @@ def kmeanspp(x, ids, vals, key, num_select):
   return picks
 
 
-def badge(x, others, key, num_select, logit_scale):
-  """Picks `num_select` rows of x f32[N, d] against the other modalities' pools f32[N_o, d]."""
+def badge(x, num_valid, others, key, num_select, logit_scale):
+  """Picks `num_select` of the first num_valid rows of x f32[P, d] against the other modalities'
+  (pool f32[P_o, d], real row count) pairs."""
   ids, vals = gradient_factors(x, others, logit_scale)
-  return kmeanspp(x, ids, vals, key, num_select)
+  return kmeanspp(x, ids, vals, key, num_select, num_valid)

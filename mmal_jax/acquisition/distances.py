@@ -46,12 +46,14 @@ def to_distance(sq, metric):
 
 
 @functools.partial(jax.jit, static_argnames=("block_size",))
-def min_sq_distances(points, centers, block_size=None):
+def min_sq_distances(points, centers, num_centers=None, block_size=None):
   """f32[N]: squared distance of each point to its nearest center, +inf if there are none.
 
   Args:
     points: f32[N, d].
     centers: f32[M, d].
+    num_centers: int32[] (traced), only the first num_centers centers count (the rest is
+      padding); default M.
     block_size: centers per block (default: as many as keep an [N, block] block under
       BLOCK_ELEMENTS, but at least MIN_CENTER_BLOCK). Only one [N, block] block exists at a time,
       whatever M is; the N axis stays whole, so points sharded along N stay sharded.
@@ -65,7 +67,9 @@ def min_sq_distances(points, centers, block_size=None):
   nb = -(-m // bm)
   pad = nb * bm - m
   blocks = jnp.pad(centers, ((0, pad), (0, 0))).reshape(nb, bm, d)
-  block_sq = jnp.pad(sq_norms(centers), (0, pad), constant_values=jnp.inf).reshape(nb, bm)
+  center_sq = jnp.where(jnp.arange(m) < (m if num_centers is None else num_centers),
+                        sq_norms(centers), jnp.inf)
+  block_sq = jnp.pad(center_sq, (0, pad), constant_values=jnp.inf).reshape(nb, bm)
   point_sq = sq_norms(points)
 
   def body(best, block):

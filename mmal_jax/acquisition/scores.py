@@ -18,7 +18,7 @@ from mmal_jax.acquisition import distances
 QUERY_BLOCK = 1024
 
 
-def reduce_scores(queries, candidates, init, step, chunk_size=None):
+def reduce_scores(queries, candidates, init, step, chunk_size=None, num_candidates=None):
   """Folds `step` over candidate chunks of the scores, per block of queries.
 
   Args:
@@ -27,6 +27,8 @@ def reduce_scores(queries, candidates, init, step, chunk_size=None):
     init: rows -> carry pytree whose leaves have leading dimension `rows`.
     step: (carry, scores f32[rows, chunk] with -inf padding, ids int32[chunk]) -> carry.
     chunk_size: candidates per chunk (default: keeps a block under distances.BLOCK_ELEMENTS).
+    num_candidates: int32[] (traced), only the first num_candidates candidates score (the rest
+      is padding and scores -inf); default N.
   Returns:
     The final carry for all Q queries (leaves with leading dimension Q).
   """
@@ -38,12 +40,13 @@ def reduce_scores(queries, candidates, init, step, chunk_size=None):
   nc = -(-n // bc)
   chunks = jnp.pad(candidates, ((0, nc * bc - n), (0, 0))).reshape(nc, bc, d)
   ids = jnp.arange(nc * bc, dtype=jnp.int32).reshape(nc, bc)
+  valid = n if num_candidates is None else num_candidates
 
   def one_block(qb):
     def body(carry, chunk):
       c, c_ids = chunk
       s = jnp.dot(qb, c.T, precision=distances.HIGHEST)
-      return step(carry, jnp.where(c_ids[None, :] < n, s, -jnp.inf), c_ids), None
+      return step(carry, jnp.where(c_ids[None, :] < valid, s, -jnp.inf), c_ids), None
     carry, _ = lax.scan(body, init(bq), (chunks, ids))
     return carry
 
@@ -67,10 +70,11 @@ def _top2_step(carry, s, ids):
 
 
 @functools.partial(jax.jit, static_argnames=("chunk_size",))
-def margins_f32(queries, candidates, chunk_size=None):
-  """f32[Q] top-1 minus top-2 score; unvalidated core of `margins`."""
+def margins_f32(queries, candidates, chunk_size=None, num_candidates=None):
+  """f32[Q] top-1 minus top-2 score against the first num_candidates (default all) candidates;
+  unvalidated core of `margins`."""
   top1, top2 = reduce_scores(queries.astype(jnp.float32), candidates.astype(jnp.float32),
-                             _top2_init, _top2_step, chunk_size)
+                             _top2_init, _top2_step, chunk_size, num_candidates)
   return top1 - top2
 
 
@@ -92,8 +96,9 @@ def margins(queries, candidates, *, chunk_size=None):
 
 
 @functools.partial(jax.jit, static_argnames=("k", "chunk_size"))
-def softmax_top_k(queries, candidates, scale, k, chunk_size=None):
-  """The k largest probabilities of softmax(scale * queries @ candidates.T) over ALL candidates.
+def softmax_top_k(queries, candidates, scale, k, chunk_size=None, num_candidates=None):
+  """The k largest probabilities of softmax(scale * queries @ candidates.T) over ALL candidates
+  (the first num_candidates of them when given: the rest is padding).
 
   Returns:
     (f32[Q, k] probabilities in decreasing order, int32[Q, k] their candidate ids).
@@ -111,5 +116,5 @@ def softmax_top_k(queries, candidates, scale, k, chunk_size=None):
     all_ids = jnp.concatenate([idx, jnp.broadcast_to(ids, z.shape)], axis=1)
     return top, jnp.take_along_axis(all_ids, pos, axis=1), lse
 
-  vals, idx, lse = reduce_scores(queries, candidates, init, step, chunk_size)
+  vals, idx, lse = reduce_scores(queries, candidates, init, step, chunk_size, num_candidates)
   return jnp.exp(vals - lse[:, None]), idx

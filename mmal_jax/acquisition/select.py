@@ -9,6 +9,7 @@ import numpy as np
 from mmal_jax.acquisition import badge as badge_lib
 from mmal_jax.acquisition import checks
 from mmal_jax.acquisition import kcenter
+from mmal_jax.acquisition import padding
 from mmal_jax.acquisition import scores
 from mmal_jax.acquisition import state as state_lib
 
@@ -27,37 +28,53 @@ class Selection:
   index: np.ndarray
 
 
-def _summed_margins(queries, pools, skip):
-  """f32[Q]: sum over modalities o != skip of margin(queries vs pools[o]) (Section 4.2 for M >= 3)."""
-  return sum(scores.margins_f32(queries, p) for o, p in enumerate(pools) if o != skip)
+def _summed_margins(queries, pools, sizes, skip):
+  """f32[Q]: sum over modalities o != skip of margin(queries vs the sizes[o] rows of pools[o])
+  (Section 4.2 for M >= 3)."""
+  return sum(scores.margins_f32(queries, p, num_candidates=n)
+             for o, (p, n) in enumerate(zip(pools, sizes)) if o != skip)
 
 
 @functools.partial(jax.jit, static_argnames=("modality", "coreset_size", "batch_size"))
-def _ours(pools, cache, modality, coreset_size, batch_size):
-  """Steps 2-3 of Algorithm 1 on modality m*: (int32[B] indices, lowest summed margin first)."""
+def _ours(pools, sizes, cache, modality, coreset_size, batch_size):
+  """Steps 2-3 of Algorithm 1 on modality m*: (int32[B] indices, lowest summed margin first).
+
+  pools: padded f32[P_m, d]; sizes: int32[] real rows per modality; cache: f32[P_{m*}], -inf on
+  padding, so k-center never picks a padded row.
+  """
   coreset, _ = kcenter.kcenter_sq(pools[modality], cache, coreset_size)
-  score = _summed_margins(pools[modality][coreset], pools, modality)
+  score = _summed_margins(pools[modality][coreset], pools, sizes, modality)
   # Stable: equal scores keep coreset (pick) order.
   return coreset[jnp.argsort(score, stable=True)[:batch_size]]
 
 
 @functools.partial(jax.jit, static_argnames=("batch_size",))
-def _uncertainty(pools, batch_size):
+def _uncertainty(pools, sizes, batch_size):
   """Algorithm 4: the B lowest (summed) margins over every item of every modality.
 
   Returns (int32[B] modality, int32[B] index), lowest margin first; ties go to the lower modality,
-  then the lower index.
+  then the lower index. Padded rows score +inf, behind every real item.
   """
-  score = jnp.concatenate([_summed_margins(p, pools, m) for m, p in enumerate(pools)])
+  score = jnp.concatenate([
+      jnp.where(padding.valid_rows(p.shape[0], n), _summed_margins(p, pools, sizes, m), jnp.inf)
+      for m, (p, n) in enumerate(zip(pools, sizes))])
   order = jnp.argsort(score, stable=True)[:batch_size]
   modality = jnp.concatenate([jnp.full(p.shape[0], m, jnp.int32) for m, p in enumerate(pools)])
   index = jnp.concatenate([jnp.arange(p.shape[0], dtype=jnp.int32) for p in pools])
   return modality[order], index[order]
 
 
-@functools.partial(jax.jit, static_argnames=("size", "batch_size"))
-def _random_subset(key, size, batch_size):
-  return jax.random.permutation(key, size)[:batch_size].astype(jnp.int32)
+@functools.partial(jax.jit, static_argnames=("rows", "batch_size"))
+def _random_subset(key, size, rows, batch_size):
+  """int32[B]: B distinct uniformly random indices below `size` (traced), in random order; `rows`
+  (static, >= size) is the bucketed size, so one compile serves a shrinking pool."""
+  u = jnp.where(padding.valid_rows(rows, size), jax.random.uniform(key, (rows,)), jnp.inf)
+  return jnp.argsort(u)[:batch_size].astype(jnp.int32)
+
+
+@jax.jit
+def _largest_gaps(min_sq):
+  return jnp.stack([jnp.max(c) for c in min_sq])
 
 
 def _random_modality(key, num_modalities):
@@ -82,25 +99,25 @@ def select_from_state(strategy, state, *, batch_size, coreset_size, key, logit_s
   sizes = state.sizes
   checks.check_round(strategy, STRATEGIES, sizes, batch_size=batch_size, coreset_size=coreset_size)
   num_modalities = len(sizes)
+  pools, valid = state.padded_pools, tuple(np.int32(n) for n in sizes)
   if strategy == "uncertainty":
-    modality, index = _uncertainty(state.pools, batch_size)
+    modality, index = _uncertainty(pools, valid, batch_size)
     return Selection(np.asarray(modality), np.asarray(index))
   if strategy == "ours":
     # Step 1: the least-covered modality. With nothing annotated every gap is +inf; like every
     # tie, it goes to the lowest modality index (np.argmax keeps the first maximum).
-    gaps = np.array([float(jnp.max(c)) for c in state.min_sq])
-    m = int(np.argmax(gaps))
-    index = _ours(state.pools, state.min_sq[m], m, coreset_size, batch_size)
+    m = int(np.argmax(np.asarray(_largest_gaps(state.padded_min_sq))))
+    index = _ours(pools, valid, state.padded_min_sq[m], m, coreset_size, batch_size)
   else:
     key_modality, key_items = jax.random.split(key)
     m = _random_modality(key_modality, num_modalities)
     if strategy == "random":
-      index = _random_subset(key_items, sizes[m], batch_size)
+      index = _random_subset(key_items, valid[m], pools[m].shape[0], batch_size)
     elif strategy == "coreset":
-      index, _ = kcenter.kcenter_sq(state.pools[m], state.min_sq[m], batch_size)
+      index, _ = kcenter.kcenter_sq(pools[m], state.padded_min_sq[m], batch_size)
     else:
-      others = [p for o, p in enumerate(state.pools) if o != m]
-      index = badge_lib.badge(state.pools[m], others, key_items, batch_size, logit_scale)
+      others = [(p, n) for o, (p, n) in enumerate(zip(pools, valid)) if o != m]
+      index = badge_lib.badge(pools[m], valid[m], others, key_items, batch_size, logit_scale)
   return Selection(np.full(batch_size, m, np.int32), np.asarray(index, np.int32))
 
 
@@ -113,7 +130,8 @@ def select(strategy, pools, annotated, *, batch_size, coreset_size, key, metric=
       all-+inf gaps of an empty annotated set: lowest modality index); greedy k-center of B_C
       points of D^{m*} starting from the centers S^{m*}; the B coreset points with the lowest
       margin against all of D^o (summed over o != m* when M >= 3).
-    "random": a uniformly random modality, B distinct items of it uniformly at random.
+    "random": a uniformly random modality, B distinct items of it uniformly at random (by the
+      ranks of uniform draws, so the compiled program is shared by every pool size in a bucket).
     "coreset": a uniformly random modality, greedy k-center of B points from its S^m.
     "uncertainty": margins of every item of every modality against all items of the others
       (quadratic); the B lowest overall.

@@ -15,31 +15,53 @@ import numpy as np
 
 from mmal_jax.acquisition import checks
 from mmal_jax.acquisition import distances
+from mmal_jax.acquisition import padding
 
 
 @dataclasses.dataclass(frozen=True)
 class AcquisitionState:
-  """Everything an acquisition round reads.
+  """Everything an acquisition round reads, stored padded to bucketed row counts (padding.py), so
+  that the rounds of a shrinking pool reuse compiled programs.
 
   Attributes:
-    pools: per modality m, f32[N_m, d] embeddings of the still-unaligned items, in the caller's
-      order (L2-normalized again when metric == "cosine").
-    min_sq: per modality m, f32[N_m] squared Euclidean distance (in the normalized space for
-      cosine, where it is twice the cosine distance) from each pool item to its nearest annotated
-      item of modality m; +inf while modality m has no annotated items.
+    padded_pools: per modality m, f32[bucket(N_m), d]: the N_m still-unaligned items' embeddings
+      in the caller's order (L2-normalized again when metric == "cosine"), then zero rows.
+    padded_min_sq: per modality m, f32[bucket(N_m)]: squared Euclidean distance (in the
+      normalized space for cosine, where it is twice the cosine distance) from each pool item to
+      its nearest annotated item of modality m, +inf while modality m has none; -inf on padding.
+    sizes: per modality, N_m.
     metric: "euclidean" or "cosine".
   """
-  pools: tuple[jax.Array, ...]
-  min_sq: tuple[jax.Array, ...]
+  padded_pools: tuple[jax.Array, ...]
+  padded_min_sq: tuple[jax.Array, ...]
+  sizes: tuple[int, ...]
   metric: str
 
   @property
-  def sizes(self):
-    return tuple(int(p.shape[0]) for p in self.pools)
+  def pools(self):
+    """Per modality, f32[N_m, d] (the padding cut off)."""
+    return tuple(p[:n] for p, n in zip(self.padded_pools, self.sizes))
+
+  @property
+  def min_sq(self):
+    """Per modality, f32[N_m] squared distance to the annotated set (+inf while there is none)."""
+    return tuple(c[:n] for c, n in zip(self.padded_min_sq, self.sizes))
 
   def min_distances(self):
     """Per modality, f32[N_m] distance of each pool item to the annotated set, in metric units."""
     return tuple(distances.to_distance(c, self.metric) for c in self.min_sq)
+
+
+@jax.jit
+def _mask_padding(min_sq, size):
+  return jnp.where(padding.valid_rows(min_sq.shape[0], size), min_sq, -jnp.inf)
+
+
+def _padded_min_sq(padded_pool, size, centers, metric):
+  """f32[bucket(size)]: min_sq of a padded pool against `centers` [K, d], -inf on the padding."""
+  k = centers.shape[0]
+  centers = distances.prepare(padding.pad_rows(centers, padding.bucket(k)), metric)
+  return _mask_padding(distances.min_sq_distances(padded_pool, centers, np.int32(k)), np.int32(size))
 
 
 def init_state(pools, annotated, *, metric="euclidean"):
@@ -51,11 +73,19 @@ def init_state(pools, annotated, *, metric="euclidean"):
     metric: "euclidean" or "cosine".
   """
   checks.check_metric(metric)
-  checks.check_modalities(pools, annotated)
-  pools = tuple(distances.prepare(p, metric) for p in pools)
-  min_sq = tuple(distances.min_sq_distances(p, distances.prepare(a, metric))
-                 for p, a in zip(pools, annotated))
-  return AcquisitionState(pools, min_sq, metric)
+  sizes = checks.check_modalities(pools, annotated)
+  pools = tuple(distances.prepare(padding.pad_rows(p, padding.bucket(n)), metric)
+                for p, n in zip(pools, sizes))
+  min_sq = tuple(_padded_min_sq(p, n, a, metric) for p, n, a in zip(pools, sizes, annotated))
+  return AcquisitionState(pools, min_sq, tuple(int(n) for n in sizes), metric)
+
+
+@jax.jit
+def _gather(padded_pool, padded_min_sq, index, size):
+  """Rows `index` (int32[bucket(size)], the kept rows first) of pool and cache, re-padded."""
+  valid = padding.valid_rows(index.shape[0], size)
+  return (jnp.where(valid[:, None], padded_pool[index], 0.0),
+          jnp.where(valid, padded_min_sq[index], -jnp.inf))
 
 
 def _check_removed(m, removed, size):
@@ -98,11 +128,12 @@ def update_state(state, removed, added):
     checks.check_matrix(f"added[{m}] (modality {m})", a, dim=dim, dim_from="the state's pools")
     keeps.append(np.setdiff1d(np.arange(state.sizes[m]), r))
   pools, min_sq = [], []
-  for pool, cache, keep, a in zip(state.pools, state.min_sq, keeps, added):
-    pool, cache = pool[keep], cache[keep]
+  for pool, cache, keep, a in zip(state.padded_pools, state.padded_min_sq, keeps, added):
+    index = np.zeros(padding.bucket(len(keep)), np.int32)
+    index[:len(keep)] = keep
+    pool, cache = _gather(pool, cache, index, np.int32(len(keep)))
     if a.shape[0]:
-      new = distances.min_sq_distances(pool, distances.prepare(a, state.metric))
-      cache = jnp.minimum(cache, new)
+      cache = jnp.minimum(cache, _padded_min_sq(pool, len(keep), a, state.metric))
     pools.append(pool)
     min_sq.append(cache)
-  return AcquisitionState(tuple(pools), tuple(min_sq), state.metric)
+  return AcquisitionState(tuple(pools), tuple(min_sq), tuple(len(k) for k in keeps), state.metric)
