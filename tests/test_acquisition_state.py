@@ -142,3 +142,14 @@ def test_shrinking_pool_reuses_compiled_programs(strategy):
     assert all(0 <= i < len(pools[m]) for m, i in zip(sel.modality, sel.index))
     sizes.append([f._cache_size() for f in cores])  # pylint: disable=protected-access
   assert sizes[2] == sizes[1] == sizes[0]
+
+
+def test_buckets_bound_the_padding_and_the_number_of_shapes():
+  from mmal_jax.acquisition import padding  # pylint: disable=g-import-not-at-top
+  n = np.arange(1, 300_000)
+  b = np.array([padding.bucket(int(k)) for k in n])
+  assert padding.bucket(0) == 0
+  assert (b >= n).all() and (b % 1024 == 0).all()
+  assert ((b - n) <= np.maximum(1023, n / 32)).all()  # at most 1023 rows or 3.1% of padding
+  assert np.all(np.diff(b) >= 0)  # a shrinking pool never grows its shape
+  assert len(np.unique(b[(n > 131_072) & (n <= 262_144)])) <= 32  # <= 32 shapes per doubling

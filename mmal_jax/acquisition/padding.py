@@ -2,8 +2,9 @@
 
 A pool shrinks and an annotated set grows every round; jitted code compiles once per input shape,
 which on CPU costs 0.1-0.4 s per program, more than the round's own work on small pools. Padding
-every row count n to `bucket(n)` (multiples of 1024 rows, and beyond 16k rows at most 8 sizes per
-doubling, so at most 12.5% extra rows) lets one compiled program serve many rounds. Padded rows are masked inside the jitted code with the
+every row count n to `bucket(n)` (multiples of 1024 rows, and beyond 64k rows at most 32 sizes
+per doubling, so at most 3.1% extra rows: k-center is memory-bound, and every padded row is read
+once per center) lets one compiled program serve many rounds. Padded rows are masked inside the jitted code with the
 real row counts, passed as traced ints: they are never a k-center pick or the largest gap
 (min_sq = -inf), never a top-1/top-2 candidate (score -inf), never a nearest center (|c|^2 = +inf),
 and never a picked query.
@@ -22,8 +23,8 @@ MIN_STEP = 1024
 
 
 def bucket(n):
-  """Smallest multiple of max(MIN_STEP, 2^(bit_length(n) - 4)) that is >= n; 0 stays 0."""
-  step = max(MIN_STEP, 1 << max(0, int(n).bit_length() - 4))
+  """Smallest multiple of max(MIN_STEP, 2^(bit_length(n) - 6)) that is >= n; 0 stays 0."""
+  step = max(MIN_STEP, 1 << max(0, int(n).bit_length() - 6))
   return -(-int(n) // step) * step
 
 
