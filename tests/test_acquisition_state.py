@@ -149,7 +149,7 @@ def test_buckets_bound_the_padding_and_the_number_of_shapes():
   n = np.arange(1, 300_000)
   b = np.array([padding.bucket(int(k)) for k in n])
   assert padding.bucket(0) == 0
-  assert (b >= n).all() and (b % 1024 == 0).all()
-  assert ((b - n) <= np.maximum(1023, n / 32)).all()  # at most 1023 rows or 3.1% of padding
+  assert (b >= n).all() and (b % 256 == 0).all()
+  assert ((b - n) <= np.maximum(255, n / 32)).all()  # at most 255 rows or 3.1% of padding
   assert np.all(np.diff(b) >= 0)  # a shrinking pool never grows its shape
   assert len(np.unique(b[(n > 131_072) & (n <= 262_144)])) <= 32  # <= 32 shapes per doubling

@@ -37,7 +37,7 @@ while the embeddings do not change: after retraining the encoders, call `init_st
 new embeddings.
 
 Compiles: every pool and annotated set is padded to a bucketed row count (padding.py: multiples of
-1024 rows, at most 3.1% extra beyond 64k), and the padding is masked inside the jitted code, so
+256 rows, at most 3.1% extra beyond 8k), and the padding is masked inside the jitted code, so
 the rounds of a shrinking pool reuse the compiled programs instead of compiling each round.
 
 Sharding: pools may be jax.Arrays sharded along N (NamedSharding(mesh, P("data", None))); the

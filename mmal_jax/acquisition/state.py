@@ -114,14 +114,14 @@ def update_state(state, removed, added):
     The new state: each pool without the removed rows, the remaining rows in their previous order
     (as np.delete), so the caller's item-id arrays follow with np.delete(ids, removed[m]).
     Selecting from it gives the same result as `init_state` on the new pools and annotated sets
-    (up to float32 rounding in the cache). The shrunken pools are gathered copies: a pool that
-    was sharded along N is not re-sharded (device_put it again if that matters).
+    (up to float32 rounding in the cache). The shrunken pools are gathered copies (padded to
+    their new bucket): a pool that was sharded along N is not re-sharded.
   """
-  m_count = len(state.pools)
+  m_count = len(state.sizes)
   if len(removed) != m_count or len(added) != m_count:
     raise ValueError(f"removed and added need one entry per modality ({m_count}); got "
                      f"{len(removed)} and {len(added)}.")
-  dim = state.pools[0].shape[1]
+  dim = state.padded_pools[0].shape[1]
   keeps = []
   for m, (r, a) in enumerate(zip(removed, added)):
     r = _check_removed(m, r, state.sizes[m])
