@@ -153,3 +153,19 @@ def test_buckets_bound_the_padding_and_the_number_of_shapes():
   assert ((b - n) <= np.maximum(255, n / 32)).all()  # at most 255 rows or 3.1% of padding
   assert np.all(np.diff(b) >= 0)  # a shrinking pool never grows its shape
   assert len(np.unique(b[(n > 131_072) & (n <= 262_144)])) <= 32  # <= 32 shapes per doubling
+
+
+@pytest.mark.parametrize("strategy", ["ours", "coreset", "random", "uncertainty", "badge"])
+def test_padding_does_not_change_the_selection(strategy, monkeypatch):
+  from mmal_jax.acquisition import padding  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(13)
+  pools = [ref.unit_rows(rng, 37, 6), ref.unit_rows(rng, 41, 6)]
+  annotated = [ref.unit_rows(rng, 5, 6), ref.unit_rows(rng, 7, 6)]
+  picks = []
+  for bucket in (padding.bucket, lambda n: n, lambda n: n + 300 if n else 0):
+    monkeypatch.setattr(padding, "bucket", bucket)
+    sel = acquisition.select(strategy, pools, annotated, batch_size=6, coreset_size=12,
+                             key=jax.random.key(4))
+    picks.append((sel.modality.tolist(), sel.index.tolist()))
+  assert picks[1] == picks[0] == picks[2]
+  assert len(set(zip(*picks[0]))) == 6
