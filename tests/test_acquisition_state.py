@@ -10,6 +10,7 @@ from mmal_jax import acquisition
 from mmal_jax.acquisition import badge
 from mmal_jax.acquisition import distances
 from mmal_jax.acquisition import kcenter
+from mmal_jax.acquisition import padding
 import test_acquisition_reference as ref
 
 
@@ -145,7 +146,6 @@ def test_shrinking_pool_reuses_compiled_programs(strategy):
 
 
 def test_buckets_bound_the_padding_and_the_number_of_shapes():
-  from mmal_jax.acquisition import padding  # pylint: disable=g-import-not-at-top
   n = np.arange(1, 300_000)
   b = np.array([padding.bucket(int(k)) for k in n])
   assert padding.bucket(0) == 0
@@ -157,7 +157,6 @@ def test_buckets_bound_the_padding_and_the_number_of_shapes():
 
 @pytest.mark.parametrize("strategy", ["ours", "coreset", "random", "uncertainty", "badge"])
 def test_padding_does_not_change_the_selection(strategy, monkeypatch):
-  from mmal_jax.acquisition import padding  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(13)
   pools = [ref.unit_rows(rng, 37, 6), ref.unit_rows(rng, 41, 6)]
   annotated = [ref.unit_rows(rng, 5, 6), ref.unit_rows(rng, 7, 6)]
