@@ -5,7 +5,7 @@
 
 For each model: one jitted `train.train_step` (SigLIP loss, AdamW) on a fixed random batch on the
 default device, compiled ahead of time, one untimed warm-up step, then the median of --steps timed
-steps. B/16 runs at batch 64, or the largest power-of-two batch below it whose compiled step
+steps. B/16 runs at batch 64, or the largest batch halving it gives whose compiled step
 (arguments + outputs + XLA temporaries, from `memory_analysis`) fits in 90% of the free memory.
 On CPU a B/16 step takes minutes, so there it gets 2 timed steps after the warm-up.
 FLOPs per example are counted analytically from the matrix products of the forward pass (patch
@@ -82,7 +82,10 @@ def free_memory_bytes() -> float:
     return float(next(l.split()[1] for l in f if l.startswith("MemAvailable"))) * 1024
 
 
-def _abstract_step_args(cfg, batch):
+def compile_step(cfg, batch):
+  """(compiled train step, compile seconds, bytes the step needs: arguments + outputs + temps).
+
+  Compiled from shapes alone, so a batch that does not fit is rejected before any allocation."""
   model = models.get_model(cfg)
   params = jax.eval_shape(lambda: models.init_params(model, cfg, jax.random.key(0)))
   opt_state = jax.eval_shape(lambda p: train.init_opt_state(
@@ -91,12 +94,6 @@ def _abstract_step_args(cfg, batch):
               text=jax.ShapeDtypeStruct((batch, cfg.text.max_len), jnp.int32),
               mask=jax.ShapeDtypeStruct((batch,), jnp.bool_))
   hp = dict(model=model, loss="sigmoid", lock_image=False, weight_decay=0.1, grad_clip=1.0)
-  return model, params, opt_state, data, hp
-
-
-def compile_step(cfg, batch):
-  """(compiled train step, compile seconds, bytes the step needs: arguments + outputs + temps)."""
-  _, params, opt_state, data, hp = _abstract_step_args(cfg, batch)
   t = time.perf_counter()
   compiled = train.train_step.lower(
       params, opt_state, data, jax.ShapeDtypeStruct((), jnp.float32), **hp).compile()
