@@ -219,8 +219,9 @@ def _embed_round(exp, params, unaligned, oracle, buffers, rnd):
   """
   parts = [[ids] for ids in _margin_ids(exp, _visible(unaligned, oracle, _buffer(buffers, rnd)))]
   if rnd < exp.config.rounds:
+    annotated = oracle.pairs()
     for m, ids in enumerate(_visible(unaligned, oracle, _buffer(buffers, rnd + 1))):
-      parts[m] += [ids, oracle.pairs()[m]]
+      parts[m] += [ids, annotated[m]]
   ids = tuple(np.unique(np.concatenate(p)) for p in parts)
   return _Embedded(ids, tuple(_embed(exp, params, unaligned, m, ids[m]) for m in (IMAGE, TEXT)))
 
