@@ -18,6 +18,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from mmal_jax.acquisition import distances
+from mmal_jax.acquisition import padding
 from mmal_jax.acquisition import scores
 
 TOP_K = 8
@@ -59,7 +60,7 @@ def kmeanspp(x, ids, vals, key, num_select, num_valid=None):
   num_valid: int32[] (traced), only the first num_valid rows of x may be picked (the rest is
   padding); default all.
   """
-  valid = jnp.arange(x.shape[0]) < (x.shape[0] if num_valid is None else num_valid)
+  valid = padding.valid_rows(x.shape[0], x.shape[0] if num_valid is None else num_valid)
   g_sq = gradient_sq_norms(x, vals)
   sq_to = functools.partial(gradient_sq_distances, x, ids, vals, g_sq)
 

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from mmal_jax.acquisition import checks
+from mmal_jax.acquisition import padding
 
 # Largest [rows, block] score/distance block materialized at once (float32 elements, 16 MiB).
 BLOCK_ELEMENTS = 1 << 22
@@ -67,7 +68,7 @@ def min_sq_distances(points, centers, num_centers=None, block_size=None):
   nb = -(-m // bm)
   pad = nb * bm - m
   blocks = jnp.pad(centers, ((0, pad), (0, 0))).reshape(nb, bm, d)
-  center_sq = jnp.where(jnp.arange(m) < (m if num_centers is None else num_centers),
+  center_sq = jnp.where(padding.valid_rows(m, m if num_centers is None else num_centers),
                         sq_norms(centers), jnp.inf)
   block_sq = jnp.pad(center_sq, (0, pad), constant_values=jnp.inf).reshape(nb, bm)
   point_sq = sq_norms(points)
