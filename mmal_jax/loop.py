@@ -210,14 +210,15 @@ def _margin_ids(exp, visible):
   return [v[:exp.config.eval.margin_max_items or None] for v in visible]
 
 
-def _embed_round(exp, params, unaligned, oracle, buffers, rnd):
+def _embed_round(exp, params, unaligned, oracle, buffers, rnd, visible):
   """_Embedded for round `rnd`'s params, once its pairs are bought: the items of its margin
-  analysis and, unless it is the last round, round rnd + 1's visible items and annotated set.
+  analysis (from `visible`, the items it sees) and, unless it is the last round, round rnd + 1's
+  visible items and annotated set.
 
   A run resumed before round rnd + 1 calls this again with the restored params and oracle, which
   gives the same ids in the same order and so bit-identical embeddings.
   """
-  parts = [[ids] for ids in _margin_ids(exp, _visible(unaligned, oracle, _buffer(buffers, rnd)))]
+  parts = [[ids] for ids in _margin_ids(exp, visible)]
   if rnd < exp.config.rounds:
     annotated = oracle.pairs()
     for m, ids in enumerate(_visible(unaligned, oracle, _buffer(buffers, rnd + 1))):
@@ -328,11 +329,13 @@ def _run(exp, strategy, seed, rounds, oracle_log, params):
     extra = dict(modality="none", acquisition_seconds=0.0, training_seconds=0.0)
     if rnd > 0:
       if embedded is None:  # Resumed: embed as the previous round did, with its restored params.
-        embedded = _embed_round(exp, params, unaligned, oracle, buffers, rnd - 1)
+        embedded = _embed_round(exp, params, unaligned, oracle, buffers, rnd - 1,
+                                _visible(unaligned, oracle, _buffer(buffers, rnd - 1)))
       params, extra = _acquire_and_train(exp, strategy, seed, rnd, unaligned, oracle,
                                          _visible(unaligned, oracle, _buffer(buffers, rnd)), embedded)
-    embedded = _embed_round(exp, params, unaligned, oracle, buffers, rnd)
-    scores = _evaluate(exp, params, embedded, unaligned, _visible(unaligned, oracle, _buffer(buffers, rnd)))
+    visible = _visible(unaligned, oracle, _buffer(buffers, rnd))
+    embedded = _embed_round(exp, params, unaligned, oracle, buffers, rnd, visible)
+    scores = _evaluate(exp, params, embedded, unaligned, visible)
     record = dict(strategy=strategy, seed=seed, round=rnd, num_queried=oracle.spent,
                   num_pairs=len(oracle.pairs()[0]), percent_annotated=100.0 * oracle.spent / num_pairs,
                   **extra, **scores)
