@@ -64,9 +64,24 @@ def ours(pools, annotated, batch_size, coreset_size, metric):
   m = int(np.argmax(gaps))
   finite = sorted(g for g in gaps if np.isfinite(g))
   gap = finite[-1] - finite[-2] if len(finite) == len(gaps) else np.inf
+  picks, step_gap = ours_in(pools, annotated, m, batch_size, coreset_size, metric)
+  return m, picks, min(gap, step_gap)
+
+
+def ours_in(pools, annotated, m, batch_size, coreset_size, metric):
+  """Steps 2-3 of Algorithm 1 on a given modality m (step 1 skipped): k-center of coreset_size
+  points of pools[m] from the centers annotated[m], then the batch_size lowest summed margins;
+  returns (set of picked indices, smallest decision gap)."""
   coreset, _, kc_gap = kcenter(pools[m], coreset_size, annotated[m], metric)
   picks, m_gap = lowest(summed_margins(pools[m][coreset], pools, m), batch_size)
-  return m, set(coreset[picks].tolist()), min(gap, kc_gap, m_gap)
+  return set(coreset[picks].tolist()), min(kc_gap, m_gap)
+
+
+def uncertainty_in(pools, m, batch_size):
+  """Algorithm 4 restricted to modality m's items (scored against every other modality); returns
+  (set of picked indices, gap at the cut)."""
+  picks, gap = lowest(summed_margins(pools[m], pools, m), batch_size)
+  return set(picks.tolist()), gap
 
 
 def uncertainty(pools, batch_size):

@@ -19,6 +19,22 @@ are decided by `key`; "ours" and "uncertainty" are deterministic.
 Streaming (Section 4.2): call `select` with pools = the current buffer's embeddings and annotated =
 everything annotated so far; what is not picked is simply dropped by the caller.
 
+Query-modality rule (`modality=` of `select` / `select_from_state`; Table 2 and Fig. 4 right):
+  None      each strategy's own rule: the coverage gap (step 1 of Algorithm 1) for "ours", a
+            uniformly random modality for "random"/"coreset"/"badge", every modality for
+            "uncertainty";
+  "random"  a uniformly random modality drawn from `key`, for every strategy ("ours": replaces
+            step 1 only);
+  int m     modality m only, for every strategy ("uncertainty": only m's items, ranked by their
+            margins against the other modalities).
+Validated with the other inputs, before any device work.
+
+Budget: the caller buys the picks best first and skips a pick that an earlier query of the round
+revealed as its partner. `picks_for_budget(strategy, budget, sizes, modality=None)` says how many
+picks to request so that `budget` queries are still spent: min(2 * budget, sum(sizes)) for
+"uncertainty" over every modality (each query reveals at most one other pick), `budget` for any
+single-modality selection (its picks cannot reveal each other).
+
 Incremental form for the active-learning loop (fixed embeddings across rounds):
   state = init_state(pools, annotated, metric="euclidean")      # O(N |S| d), once
   for each round:
@@ -50,6 +66,7 @@ from mmal_jax.acquisition.kcenter import kcenter_greedy
 from mmal_jax.acquisition.scores import margins
 from mmal_jax.acquisition.select import STRATEGIES
 from mmal_jax.acquisition.select import Selection
+from mmal_jax.acquisition.select import picks_for_budget
 from mmal_jax.acquisition.select import select
 from mmal_jax.acquisition.select import select_from_state
 from mmal_jax.acquisition.state import AcquisitionState
@@ -58,5 +75,5 @@ from mmal_jax.acquisition.state import update_state
 
 __all__ = [
     "AcquisitionState", "STRATEGIES", "Selection", "init_state", "kcenter_greedy", "margins",
-    "min_distances", "select", "select_from_state", "update_state",
+    "min_distances", "picks_for_budget", "select", "select_from_state", "update_state",
 ]

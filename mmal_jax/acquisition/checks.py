@@ -74,30 +74,51 @@ def check_modalities(pools, annotated):
   return tuple(sizes)
 
 
-def check_round(strategy, strategies, sizes, *, batch_size, coreset_size):
-  """Validates the strategy and the batch sizes against the pool sizes of every modality.
+def is_fixed_modality(modality):
+  """True when the modality rule names one modality (an int index), not None or "random"."""
+  return modality is not None and not isinstance(modality, str)
 
-  Every strategy but "uncertainty" may draw from any modality, so each pool must hold enough items:
-  coreset_size for "ours" (its coreset), batch_size for the others.
+
+def check_modality(modality, num_modalities):
+  """Validates the query-modality rule: None, "random" or an int modality index in [0, M)."""
+  if modality is None or (isinstance(modality, str) and modality == "random"):
+    return
+  if (isinstance(modality, bool) or not isinstance(modality, (int, np.integer))
+      or not 0 <= modality < num_modalities):
+    raise ValueError(f"modality={modality!r} is unknown; use None (each strategy's own rule), "
+                     f"'random' or a modality index in [0, {num_modalities}).")
+
+
+def check_round(strategy, strategies, sizes, *, batch_size, coreset_size, modality=None):
+  """Validates the strategy, the modality rule and the batch sizes against the pool sizes.
+
+  Every pool the round may draw from must hold enough items: coreset_size for "ours" (its
+  coreset), batch_size for the others; with modality=None or "random" that is every pool (any may
+  be chosen), with an int modality only that one. Margin-based strategies ("ours", "uncertainty",
+  "badge") also need every other modality non-empty. "uncertainty" with modality=None draws from
+  all pools together: it needs batch_size items in total.
   """
   if strategy not in strategies:
     raise ValueError(f"strategy={strategy!r} is unknown; use one of {strategies}.")
   check_count("batch_size", batch_size, minimum=1)
   check_count("coreset_size", coreset_size, minimum=1)
+  check_modality(modality, len(sizes))
   if batch_size > coreset_size:
     raise ValueError(f"batch_size={batch_size} > coreset_size={coreset_size}; the batch is picked "
                      "from the coreset, so use coreset_size >= batch_size.")
-  if strategy == "uncertainty":
+  if strategy in ("ours", "uncertainty", "badge"):
     for m, n in enumerate(sizes):
       if n == 0:
         raise ValueError(f"pools[{m}] (modality {m}) is empty; margins need at least one item of "
                          "every modality, so stop acquiring once a pool is exhausted.")
+  if strategy == "uncertainty" and modality is None:
     if batch_size > sum(sizes):
       raise ValueError(f"batch_size={batch_size} > {sum(sizes)} unaligned items in all pools; "
                        "lower batch_size.")
     return
   need, what = (coreset_size, "coreset_size") if strategy == "ours" else (batch_size, "batch_size")
-  for m, n in enumerate(sizes):
-    if need > n:
-      raise ValueError(f"{what}={need} > pool size {n} of pools[{m}] (modality {m}); lower "
+  drawn = (int(modality),) if is_fixed_modality(modality) else range(len(sizes))
+  for m in drawn:
+    if need > sizes[m]:
+      raise ValueError(f"{what}={need} > pool size {sizes[m]} of pools[{m}] (modality {m}); lower "
                        f"{what} or stop acquiring once a pool runs this low.")

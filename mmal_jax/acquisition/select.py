@@ -48,19 +48,22 @@ def _ours(pools, sizes, cache, modality, coreset_size, batch_size):
   return coreset[jnp.argsort(score, stable=True)[:batch_size]]
 
 
-@functools.partial(jax.jit, static_argnames=("batch_size",))
-def _uncertainty(pools, sizes, batch_size):
-  """Algorithm 4: the B lowest (summed) margins over every item of every modality.
+@functools.partial(jax.jit, static_argnames=("batch_size", "modalities"))
+def _uncertainty(pools, sizes, batch_size, modalities):
+  """Algorithm 4: the B lowest (summed) margins over every item of the modalities `modalities`
+  (static tuple: all of them by default, one when the query modality is fixed), each scored
+  against all items of every other modality.
 
   Returns (int32[B] modality, int32[B] index), lowest margin first; ties go to the lower modality,
   then the lower index. Padded rows score +inf, behind every real item.
   """
   score = jnp.concatenate([
-      jnp.where(padding.valid_rows(p.shape[0], n), _summed_margins(p, pools, sizes, m), jnp.inf)
-      for m, (p, n) in enumerate(zip(pools, sizes))])
+      jnp.where(padding.valid_rows(pools[m].shape[0], sizes[m]),
+                _summed_margins(pools[m], pools, sizes, m), jnp.inf)
+      for m in modalities])
   order = jnp.argsort(score, stable=True)[:batch_size]
-  modality = jnp.concatenate([jnp.full(p.shape[0], m, jnp.int32) for m, p in enumerate(pools)])
-  index = jnp.concatenate([jnp.arange(p.shape[0], dtype=jnp.int32) for p in pools])
+  modality = jnp.concatenate([jnp.full(pools[m].shape[0], m, jnp.int32) for m in modalities])
+  index = jnp.concatenate([jnp.arange(pools[m].shape[0], dtype=jnp.int32) for m in modalities])
   return modality[order], index[order]
 
 
@@ -81,7 +84,42 @@ def _random_modality(key, num_modalities):
   return int(jax.random.randint(key, (), 0, num_modalities))
 
 
-def select_from_state(strategy, state, *, batch_size, coreset_size, key, logit_scale=10.0):
+def _query_modality(strategy, modality, state, key_modality):
+  """The modality this round queries (int), or None for "uncertainty" over every modality."""
+  if checks.is_fixed_modality(modality):
+    return int(modality)
+  if modality == "random" or strategy in ("random", "coreset", "badge"):
+    return _random_modality(key_modality, len(state.sizes))
+  if strategy == "ours":
+    # Step 1: the least-covered modality. With nothing annotated every gap is +inf; like every
+    # tie, it goes to the lowest modality index (np.argmax keeps the first maximum).
+    return int(np.argmax(np.asarray(_largest_gaps(state.padded_min_sq))))
+  return None
+
+
+def _select(strategy, state, batch_size, coreset_size, key, logit_scale, modality):
+  """`select_from_state` without the input checks (the callers ran them once)."""
+  pools, valid = state.padded_pools, tuple(np.int32(n) for n in state.sizes)
+  key_modality, key_items = jax.random.split(key)
+  m = _query_modality(strategy, modality, state, key_modality)
+  if strategy == "uncertainty":
+    every = tuple(range(len(pools))) if m is None else (m,)
+    modality, index = _uncertainty(pools, valid, batch_size, every)
+    return Selection(np.asarray(modality), np.asarray(index))
+  if strategy == "ours":
+    index = _ours(pools, valid, state.padded_min_sq[m], m, coreset_size, batch_size)
+  elif strategy == "random":
+    index = _random_subset(key_items, valid[m], pools[m].shape[0], batch_size)
+  elif strategy == "coreset":
+    index, _ = kcenter.kcenter_sq(pools[m], state.padded_min_sq[m], batch_size)
+  else:
+    others = [(p, n) for o, (p, n) in enumerate(zip(pools, valid)) if o != m]
+    index = badge_lib.badge(pools[m], valid[m], others, key_items, batch_size, logit_scale)
+  return Selection(np.full(batch_size, m, np.int32), np.asarray(index, np.int32))
+
+
+def select_from_state(strategy, state, *, batch_size, coreset_size, key, logit_scale=10.0,
+                      modality=None):
   """One acquisition round on an `AcquisitionState` (see `select` for the strategies).
 
   Args:
@@ -90,42 +128,29 @@ def select_from_state(strategy, state, *, batch_size, coreset_size, key, logit_s
     batch_size: B, items picked this round.
     coreset_size: B_C >= B, size of the coreset of "ours" (checked for every strategy).
     key: PRNG key; decides "random" (modality and items), "coreset" and "badge" (modality, and
-      BADGE's sampling). "ours" and "uncertainty" are deterministic.
+      BADGE's sampling), and the modality of every strategy under modality="random". "ours" and
+      "uncertainty" are otherwise deterministic.
     logit_scale: inverse temperature of BADGE's class probabilities softmax(scale * <x, y>)
       (SigLIP's initial exp(t) = 10).
+    modality: the query-modality rule. None: each strategy's own (Algorithm 1's coverage gap for
+      "ours", a uniformly random modality for "random"/"coreset"/"badge", every modality for
+      "uncertainty"); "random": a uniformly random modality drawn from `key` for every strategy
+      (for "ours" it replaces step 1 only; for "random"/"coreset"/"badge" it is the same draw as
+      None); an int m: modality m only, for every strategy ("uncertainty" then ranks the items of
+      m by their margins against the other modalities).
   Returns:
     Selection with B picks.
   """
-  sizes = state.sizes
-  checks.check_round(strategy, STRATEGIES, sizes, batch_size=batch_size, coreset_size=coreset_size)
-  num_modalities = len(sizes)
-  pools, valid = state.padded_pools, tuple(np.int32(n) for n in sizes)
-  if strategy == "uncertainty":
-    modality, index = _uncertainty(pools, valid, batch_size)
-    return Selection(np.asarray(modality), np.asarray(index))
-  if strategy == "ours":
-    # Step 1: the least-covered modality. With nothing annotated every gap is +inf; like every
-    # tie, it goes to the lowest modality index (np.argmax keeps the first maximum).
-    m = int(np.argmax(np.asarray(_largest_gaps(state.padded_min_sq))))
-    index = _ours(pools, valid, state.padded_min_sq[m], m, coreset_size, batch_size)
-  else:
-    key_modality, key_items = jax.random.split(key)
-    m = _random_modality(key_modality, num_modalities)
-    if strategy == "random":
-      index = _random_subset(key_items, valid[m], pools[m].shape[0], batch_size)
-    elif strategy == "coreset":
-      index, _ = kcenter.kcenter_sq(pools[m], state.padded_min_sq[m], batch_size)
-    else:
-      others = [(p, n) for o, (p, n) in enumerate(zip(pools, valid)) if o != m]
-      index = badge_lib.badge(pools[m], valid[m], others, key_items, batch_size, logit_scale)
-  return Selection(np.full(batch_size, m, np.int32), np.asarray(index, np.int32))
+  checks.check_round(strategy, STRATEGIES, state.sizes, batch_size=batch_size,
+                     coreset_size=coreset_size, modality=modality)
+  return _select(strategy, state, batch_size, coreset_size, key, logit_scale, modality)
 
 
 def select(strategy, pools, annotated, *, batch_size, coreset_size, key, metric="euclidean",
-           logit_scale=10.0):
+           logit_scale=10.0, modality=None):
   """One acquisition round from scratch.
 
-  Strategies:
+  Strategies (with modality=None; see `select_from_state` for the other modality rules):
     "ours": Algorithm 1. m* = argmax_m max_{x in D^m} min_{s in S^m} d(x, s) (ties, including the
       all-+inf gaps of an empty annotated set: lowest modality index); greedy k-center of B_C
       points of D^{m*} starting from the centers S^{m*}; the B coreset points with the lowest
@@ -141,20 +166,53 @@ def select(strategy, pools, annotated, *, batch_size, coreset_size, key, metric=
   Args:
     pools: M >= 2 arrays [N_m, d] of L2-normalized embeddings of the still-unaligned items.
     annotated: M arrays [K_m, d] of the annotated items' embeddings (K_m may be 0).
-    batch_size, coreset_size, key, logit_scale: as in `select_from_state`.
+    batch_size, coreset_size, key, logit_scale, modality: as in `select_from_state`.
     metric: "euclidean" or "cosine" (distances of steps 1-2; margins always use inner products).
   Returns:
     Selection; Selection.index indexes pools[Selection.modality].
   Raises:
     ValueError (before any device work) on NaN/inf, mismatched dimensions, M < 2, an unknown
-    strategy or metric, batch_size > coreset_size, or a pool too small for the round.
+    strategy, metric or modality rule, batch_size > coreset_size, or a pool too small for the
+    round.
   """
   checks.check_metric(metric)
   sizes = checks.check_modalities(pools, annotated)
-  checks.check_round(strategy, STRATEGIES, sizes, batch_size=batch_size, coreset_size=coreset_size)
+  checks.check_round(strategy, STRATEGIES, sizes, batch_size=batch_size, coreset_size=coreset_size,
+                     modality=modality)
   if strategy not in ("ours", "coreset"):
     # Only the coverage-based strategies read the distance to the annotated set; skip computing it.
     annotated = [a[:0] for a in annotated]
-  state = state_lib.init_state(pools, annotated, metric=metric)
-  return select_from_state(strategy, state, batch_size=batch_size, coreset_size=coreset_size,
-                           key=key, logit_scale=logit_scale)
+  state = state_lib.build_state(pools, annotated, sizes, metric)
+  return _select(strategy, state, batch_size, coreset_size, key, logit_scale, modality)
+
+
+def picks_for_budget(strategy, budget, sizes, modality=None):
+  """How many picks to ask `select` for so that buying them in priority order still spends `budget`.
+
+  The caller queries the picks best first and skips a pick that an earlier query of the same round
+  revealed as its partner (it is known aligned, and costs nothing). Only a selection spanning
+  several modalities can hold an item and its partner: "uncertainty" with modality=None. Each
+  query reveals at most one other pick, so 2 * budget picks always leave `budget` to buy (capped
+  at the sum(sizes) unaligned items). Every other strategy, and every strategy under a
+  single-modality rule ("random" or an int), picks one modality, whose items cannot reveal each
+  other: `budget`.
+
+  Args:
+    strategy: one of STRATEGIES.
+    budget: int >= 1, queries to spend this round.
+    sizes: per modality, the number of still-unaligned items the selection sees (M >= 2).
+    modality: the rule passed to `select` (None, "random" or an int index).
+  Returns:
+    int, the batch_size to pass to `select` (and coreset_size >= it).
+  """
+  if strategy not in STRATEGIES:
+    raise ValueError(f"strategy={strategy!r} is unknown; use one of {STRATEGIES}.")
+  checks.check_count("budget", budget, minimum=1)
+  if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__") or len(sizes) < 2:
+    raise ValueError(f"sizes={sizes!r} must list the unaligned items of each of M >= 2 modalities.")
+  for m, n in enumerate(sizes):
+    checks.check_count(f"sizes[{m}] (modality {m})", n)
+  checks.check_modality(modality, len(sizes))
+  if strategy == "uncertainty" and modality is None:
+    return int(min(2 * budget, sum(sizes)))
+  return int(budget)

@@ -73,7 +73,11 @@ def init_state(pools, annotated, *, metric="euclidean"):
     metric: "euclidean" or "cosine".
   """
   checks.check_metric(metric)
-  sizes = checks.check_modalities(pools, annotated)
+  return build_state(pools, annotated, checks.check_modalities(pools, annotated), metric)
+
+
+def build_state(pools, annotated, sizes, metric):
+  """`init_state` without the input checks, for callers that ran them already (sizes: N_m)."""
   pools = tuple(distances.prepare(padding.pad_rows(p, padding.bucket(n)), metric)
                 for p, n in zip(pools, sizes))
   min_sq = tuple(_padded_min_sq(p, n, a, metric) for p, n, a in zip(pools, sizes, annotated))
