@@ -6,16 +6,13 @@ Needs COCO on disk (nothing is downloaded):
 data.format "json": root holds annotations/captions_{train,val}2017.json and train2017/, val2017/;
 data.format "tfds": root is the tfds data_dir holding coco_captions. Evaluation: recall@1 on val.
 """
-import ml_collections
-
 from mmal_jax import defaults
 
 
 def get_config():
   config = defaults.colorswap_experiment("sigmoid")
-  config.data = ml_collections.ConfigDict(dict(
-      name="coco", format="json", root="", pool_split="train2017", test_split="val2017",
-      max_pool_items=ml_collections.config_dict.placeholder(int), max_test_items=5000))
+  config.data.update(name="coco", format="json", pool_split="train2017", test_split="val2017",
+                     max_test_items=5000)  # data.root: required, on the command line
   config.stream.buffer_size = 1024
   config.per_round = 256
   config.coreset_size = 512

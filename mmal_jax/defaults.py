@@ -40,11 +40,22 @@ def colorswap_experiment(loss="sigmoid"):
   config.metric = "euclidean"
   config.missing_fraction = 0.0  # > 0: the missing-data variant (Section 6)
   config.missing_modality = 1
+  config.query_modality = "auto"  # auto: each strategy's own rule; or "random", "image", "text"
   config.embed_batch_size = 256
+  config.num_devices = 0  # the data-parallel mesh of training and embedding; 0: every local device
   config.stream = ml_collections.ConfigDict(dict(buffer_size=0))  # 0: pool-based
   config.data = ml_collections.ConfigDict(dict(
       name="synthetic_colorswap", seed=0, num_train_groups=700, num_test_groups=300,
       cache_dir=ml_collections.config_dict.placeholder(str)))  # None: $MMAL_JAX_CACHE or ~/.cache/mmal_jax
+  # Every reader's fields, so that each can be set on the command line (e.g. --config.data.name=
+  # colorswap --config.data.path=DIR); None: the reader's own default (its signature, see
+  # mmal_jax/data/__init__.py); a reader ignores the fields of the others.
+  _unset = ml_collections.config_dict.placeholder
+  config.data.update(dict(
+      path=_unset(str),  # colorswap: official JSON release dir or Hugging Face parquet dir/file
+      root=_unset(str), format=_unset(str),  # coco: root dir; "json" (default) or "tfds"
+      pool_split=_unset(str), test_split=_unset(str), max_pool_items=_unset(int),
+      max_test_items=_unset(int)))
   config.model = model(loss)
   # 40 epochs at lr 3e-3 separate 5% from 30% of random pairs clearly (experiments/regime_check.py)
   # and keep the whole default run (4 strategies, 1 seed) under 10 minutes on 2 CPU cores.

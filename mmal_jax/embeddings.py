@@ -1,15 +1,18 @@
 """L2-normalized tower embeddings of a whole array, in fixed-size jitted batches.
 
 The tower apply is compiled once per (model, batch shape): every batch, the last one included, is
-padded to batch_size, which is rounded up to a multiple of the local device count so that the batch
-can be sharded over all local devices (data parallel, params replicated).
+padded to batch_size, which is rounded up to a multiple of the mesh's device count so that the
+batch can be sharded over its "data" axis (data parallel, params replicated). The mesh comes from
+the caller (`experiment.setup` builds one from the config); without one, all local devices.
 """
 import functools
 import math
-from typing import Optional, Sequence
+from typing import Optional
 
 import jax
 import numpy as np
+
+from mmal_jax import mesh as mesh_lib
 
 
 @functools.partial(jax.jit, static_argnames=("model", "tower"))
@@ -19,11 +22,11 @@ def _embed(params: dict, x: jax.Array, *, model, tower: str) -> jax.Array:
   return model.apply({"params": params}, None, x)[1]
 
 
-def _embed_all(model, params, x, tower, batch_size, devices) -> np.ndarray:
-  devices = list(devices or jax.local_devices())
+def _embed_all(model, params, x, tower, batch_size, mesh) -> np.ndarray:
   if batch_size < 1:
     raise ValueError(f"batch_size must be >= 1; got {batch_size}")
-  mesh = jax.sharding.Mesh(np.array(devices), ("data",))
+  mesh = mesh or mesh_lib.data_mesh()
+  devices = mesh.devices.reshape(-1)
   sharded = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
   params = jax.device_put(params, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
   batch_size = math.ceil(batch_size / len(devices)) * len(devices)
@@ -43,18 +46,19 @@ def _embed_all(model, params, x, tower, batch_size, devices) -> np.ndarray:
 
 
 def embed_images(model, params: dict, images: np.ndarray, *, batch_size: int = 256,
-                 devices: Optional[Sequence[jax.Device]] = None) -> np.ndarray:
-  """f32[N, S, S, 3] in [-1, 1] -> np.float32[N, D], rows L2-normalized."""
+                 mesh: Optional[jax.sharding.Mesh] = None) -> np.ndarray:
+  """f32[N, S, S, 3] in [-1, 1] -> np.float32[N, D], rows L2-normalized; batches sharded over
+  `mesh`'s "data" axis (default: all local devices)."""
   images = np.asarray(images)
   if images.ndim != 4 or images.shape[-1] != 3:
     raise ValueError(f"embed_images needs images f32[N, S, S, 3]; got shape {images.shape}")
-  return _embed_all(model, params, images.astype(np.float32), "image", batch_size, devices)
+  return _embed_all(model, params, images.astype(np.float32), "image", batch_size, mesh)
 
 
 def embed_texts(model, params: dict, tokens: np.ndarray, *, batch_size: int = 256,
-                devices: Optional[Sequence[jax.Device]] = None) -> np.ndarray:
-  """int32[N, L] token ids -> np.float32[N, D], rows L2-normalized."""
+                mesh: Optional[jax.sharding.Mesh] = None) -> np.ndarray:
+  """int32[N, L] token ids -> np.float32[N, D], rows L2-normalized (batches sharded as above)."""
   tokens = np.asarray(tokens)
   if tokens.ndim != 2 or not np.issubdtype(tokens.dtype, np.integer):
     raise ValueError(f"embed_texts needs int token ids [N, L]; got {tokens.dtype}{tokens.shape}")
-  return _embed_all(model, params, tokens.astype(np.int32), "text", batch_size, devices)
+  return _embed_all(model, params, tokens.astype(np.int32), "text", batch_size, mesh)

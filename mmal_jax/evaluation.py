@@ -8,6 +8,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mmal_jax.data.pairs import ColorSwapGroups
+
 
 @jax.jit
 def _colorswap_scores(sim):
@@ -139,3 +141,22 @@ def margin_analysis(zimg, ztxt, img_partner, txt_partner):
   mean = lambda x: float(x.mean()) if x.size else float("nan")
   return dict(margin_correct=mean(margins[correct]), margin_incorrect=mean(margins[~correct]),
               pseudo_align_acc=float(correct.mean()))
+
+
+def headline(test) -> str:
+  """The score the loop reports first for a test split: "group" for ColorSwapGroups, else "i2t"."""
+  return "group" if isinstance(test, ColorSwapGroups) else "i2t"
+
+
+def split_scores(test, zimg, ztxt) -> dict:
+  """Scores of a test split, chosen by what it is (never by the dataset's name).
+
+  Args:
+    test: the test `Pairs`; a `ColorSwapGroups` (pairs 2g, 2g+1 form group g) is scored by
+      `colorswap_scores`, any other `Pairs` by retrieval `recall_at_1`.
+    zimg, ztxt: f[N, D] embeddings of its images and captions, in its order.
+  Returns: dict(text=, image=, group=, groupmatch=) or dict(i2t=, t2i=).
+  """
+  if isinstance(test, ColorSwapGroups):
+    return colorswap_scores(colorswap_similarity(zimg, ztxt))
+  return recall_at_1(zimg, ztxt)

@@ -29,3 +29,9 @@ def write_text(path, text):
   """Writes `text` to `path` atomically."""
   with atomic_write(path, "w") as f:
     f.write(text)
+
+
+def default_cache_dir():
+  """Where caches live (synthetic data, compiled programs): $MMAL_JAX_CACHE, else ~/.cache/mmal_jax."""
+  return os.environ.get("MMAL_JAX_CACHE") or os.path.join(os.path.expanduser("~"), ".cache",
+                                                          "mmal_jax")

@@ -3,6 +3,9 @@
 A record is a flat dict: the META_KEYS below, the TIMING_KEYS, and every evaluation score (floats,
 NaN where undefined). Everything here is a pure function of the records, so a resumed run rewrites
 identical outputs; files are written to a temporary name and renamed into place.
+
+Every write of a run goes through one `Writer`, which writes (and prints) on process 0 only
+(`jax.process_index() == 0`): with several processes, one of them owns the work directory.
 """
 import collections
 import json
@@ -10,6 +13,7 @@ import math
 import os
 import shutil
 
+import jax
 import numpy as np
 
 from mmal_jax import files
@@ -165,6 +169,34 @@ def write_outputs(workdir, records, *, headline, baseline="random", plot=True):
       plot_curves(records, os.path.join(workdir, "curves.png"))
     files.write_text(os.path.join(workdir, "summary.md"),
                  summary_markdown(records, headline=headline, baseline=baseline))
+
+
+class Writer:
+  """The one output writer of a run in `workdir`; inactive (writes and prints nothing) off
+  process 0, so that several processes never write the same files."""
+
+  def __init__(self, workdir, *, headline, active=None):
+    self.workdir = workdir
+    self.headline = headline
+    self.active = jax.process_index() == 0 if active is None else bool(active)
+
+  def write_config(self, config_json):
+    """Creates the work directory and writes config.json, unless it is already there."""
+    if not self.active:
+      return
+    path = os.path.join(self.workdir, "config.json")
+    os.makedirs(self.workdir, exist_ok=True)
+    if not os.path.exists(path):
+      files.write_text(path, config_json)
+
+  def write_outputs(self, records, *, plot=True):
+    """`write_outputs` of the records so far (see there)."""
+    if self.active:
+      write_outputs(self.workdir, records, headline=self.headline, plot=plot)
+
+  def print(self, line):
+    if self.active:
+      print(line, flush=True)
 
 
 def _duration(seconds):

@@ -15,8 +15,9 @@ from absl import logging
 import jax
 from ml_collections import config_flags
 
+from mmal_jax import experiment
+from mmal_jax import files
 from mmal_jax import loop
-from mmal_jax.data import synthetic
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file (configs/*.py).",
                                           lock_config=True)
@@ -51,10 +52,10 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO; the progress lines suffice
   # Compiled programs persist across processes: a resumed run, or the next config, skips the
   # compiles (tens of seconds on a small CPU) that dominate short experiments.
-  jax.config.update("jax_compilation_cache_dir", os.path.join(synthetic.default_cache_dir(), "jax"))
+  jax.config.update("jax_compilation_cache_dir", os.path.join(files.default_cache_dir(), "jax"))
   try:
     loop.train_and_evaluate(config, workdir)
-  except loop.ConfigError as e:
+  except experiment.ConfigError as e:
     _fail(e)
 
 

@@ -1,15 +1,107 @@
-"""The annotator: reveals the partner of a picked item, at one unit of budget per query.
+"""Who answers the learner's queries, behind one small interface.
 
-The only place in the loop that reads the ground truth (`Unaligned.partner`). Its state is the
-query log, so a resumed run rebuilds the same oracle with `Oracle(partner, log=...)`.
+A round's `Queries` (from `loop.propose`) list candidate items in priority order and a budget; an
+`Annotator` answers them with `Answers`: the paid queries in order and the partner each revealed.
+It buys the candidates in order until the budget is spent, skipping a candidate that an earlier
+answer of the same batch revealed (it is then known to be aligned, and costs nothing).
+
+`Oracle` is the simulated annotator: it answers a whole batch at once from the ground truth
+(`Unaligned.partner`), the only place in the loop that reads it. A human annotation tool is the
+other implementation: it persists the queries, and its answers arrive later as the same `Answers`.
+The run's whole query log is an `Answers` too, so a resumed run rebuilds the same oracle with
+`Oracle(partner, log=...)`.
 """
+import dataclasses
+from typing import Protocol
+
 import numpy as np
 
 IMAGE, TEXT = 0, 1
+MODALITY_NAMES = ("image", "text")
+
+
+@dataclasses.dataclass(frozen=True)
+class Queries:
+  """One round's request to an annotator.
+
+  Attributes:
+    modality: int64[P], the modality of each candidate, best first.
+    item: int64[P], the candidates' item ids in their modality.
+    budget: int, the queries to pay for (P >= budget leaves spares for revealed candidates).
+    acquisition_seconds: float, the time the selection took (for the record).
+  """
+  modality: np.ndarray
+  item: np.ndarray
+  budget: int
+  acquisition_seconds: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Answers:
+  """Paid queries in order, each with its answer: modality, item, partner int64[k].
+
+  partner[j] is the id, in modality 1 - modality[j], of item[j]'s partner; -1 if it has none
+  (the missing-data variant). One round's answers, or a whole run's log (`concat`).
+  """
+  modality: np.ndarray
+  item: np.ndarray
+  partner: np.ndarray
+
+  def __post_init__(self):
+    for name in ("modality", "item", "partner"):
+      object.__setattr__(self, name, np.asarray(getattr(self, name), np.int64).reshape(-1))
+    if not len(self.modality) == len(self.item) == len(self.partner):
+      raise ValueError(f"Answers needs equally long modality, item, partner; got "
+                       f"{len(self.modality)}, {len(self.item)}, {len(self.partner)}")
+
+  @classmethod
+  def empty(cls) -> "Answers":
+    return cls(np.zeros(0), np.zeros(0), np.zeros(0))
+
+  @classmethod
+  def from_json(cls, log: dict) -> "Answers":
+    return cls(log["modality"], log["item"], log["partner"])
+
+  def to_json(self) -> dict:
+    return dict(modality=self.modality.tolist(), item=self.item.tolist(),
+                partner=self.partner.tolist())
+
+  def __len__(self) -> int:
+    return len(self.item)
+
+  def concat(self, other: "Answers") -> "Answers":
+    return Answers(*(np.concatenate([getattr(self, k), getattr(other, k)])
+                     for k in ("modality", "item", "partner")))
+
+  def bought(self, modality: int, num_items: int) -> np.ndarray:
+    """bool[num_items]: items of `modality` that left the unaligned pool (queried or revealed)."""
+    out = np.zeros(num_items, bool)
+    out[self.item[self.modality == modality]] = True
+    revealed = self.partner[(self.modality == 1 - modality) & (self.partner >= 0)]
+    out[revealed] = True
+    return out
+
+  def pairs(self):
+    """(image ids int64[K], text ids int64[K]) of the answered queries, in query order."""
+    answered = self.partner >= 0
+    item, partner, modality = self.item[answered], self.partner[answered], self.modality[answered]
+    return np.where(modality == IMAGE, item, partner), np.where(modality == IMAGE, partner, item)
+
+  def modalities(self) -> str:
+    """The modalities queried, e.g. "image+text" ("" for no query)."""
+    return "+".join(sorted({MODALITY_NAMES[m] for m in self.modality.tolist()}))
+
+
+class Annotator(Protocol):
+  """Answers a round's queries (see the module docstring for the buying rule)."""
+
+  def answer(self, queries: Queries) -> Answers:
+    ...
 
 
 class Oracle:
-  """Answers "what is the partner of item x of modality m?" for a two-modality pool.
+  """The simulated `Annotator`: answers "what is the partner of item x of modality m?" for a
+  two-modality pool from the ground truth.
 
   Attributes:
     spent: number of queries so far (answered or not): the budget used.
@@ -83,3 +175,16 @@ class Oracle:
     self._log["item"] += ids.tolist()
     self._log["partner"] += answers.tolist()
     return answers
+
+  def answer(self, queries: Queries) -> Answers:
+    """Buys `queries` in priority order until queries.budget are paid (all at once: the simulated
+    oracle answers immediately), skipping candidates revealed by an earlier answer of the batch."""
+    start = self.spent
+    for m, item in zip(np.asarray(queries.modality).tolist(), np.asarray(queries.item).tolist()):
+      if self.spent - start == queries.budget:
+        break
+      if self._bought[m][item]:
+        continue
+      self.query(m, [item])
+    log = self.log
+    return Answers(*(log[k][start:] for k in ("modality", "item", "partner")))

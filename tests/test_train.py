@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from mmal_jax import models
+from mmal_jax.mesh import data_mesh
 from mmal_jax.models import npz
 from mmal_jax.training import train
 from small_models import small_config
@@ -49,7 +50,7 @@ def test_data_parallel_matches_one_device_and_never_recompiles(setup):
   # K=20 at batch 12: a full batch and a ragged one of 8 per epoch. On 8 devices the global batch
   # is padded to 16 (4 more masked rows); the curve must not change.
   p1, info1 = train.fit(model, params, images, tokens, train_config(), key=jax.random.key(3),
-                        devices=jax.local_devices()[:1])
+                        mesh=data_mesh(1))
   p8, info8 = train.fit(model, params, images, tokens, train_config(), key=jax.random.key(3))
   assert (info1["batch_size"], info8["batch_size"], len(info8["loss"])) == (12, 16, 4)
   np.testing.assert_allclose(info8["loss"], info1["loss"], rtol=1e-5)
@@ -94,7 +95,7 @@ def test_two_steps_match_numpy_adamw(setup):
   images, tokens = images[:12], tokens[:12]
   cfg = train_config(warmup_fraction=0.0, learning_rate=1e-2)
   got, _ = train.fit(model, params, images, tokens, cfg, key=jax.random.key(0),
-                     devices=jax.local_devices()[:1])
+                     mesh=data_mesh(1))
   batch = dict(image=images, text=tokens, mask=np.ones(12, bool))
   grad_fn = jax.jit(jax.grad(lambda p: train.compute_loss(model, p, batch, "sigmoid")))
   # Two steps of cosine decay without warmup: lr * (1 + cos(pi * s / 2)) / 2 for s = 0, 1. Each
@@ -107,7 +108,7 @@ def test_two_steps_match_numpy_adamw(setup):
 def test_lit_locks_the_image_tower(setup):
   model, params, images, tokens = setup
   got, info = train.fit(model, params, images, tokens, train_config(), key=jax.random.key(1),
-                        loss="softmax", lock_image=True, devices=jax.local_devices()[:1])
+                        loss="softmax", lock_image=True, mesh=data_mesh(1))
   got = jax.device_get(got)
   _assert_trees_close(got["img"], params["img"], rtol=0, atol=0)
   assert not np.allclose(got["txt"]["head"]["kernel"], params["txt"]["head"]["kernel"])
@@ -118,7 +119,7 @@ def test_train_step_donates_and_fit_keeps_init_params(setup):
   model, params, images, tokens = setup
   on_device = jax.device_put(params, jax.local_devices()[0])
   runs = [train.fit(model, on_device, images[:12], tokens[:12], train_config(epochs=1),
-                    key=jax.random.key(2), devices=jax.local_devices()[:1])[0] for _ in range(2)]
+                    key=jax.random.key(2), mesh=data_mesh(1))[0] for _ in range(2)]
   # The second fit started from the same, intact arrays, so it retraces the first exactly.
   _assert_trees_close(runs[1], runs[0], rtol=0, atol=0)
   _assert_trees_close(on_device, params, rtol=0, atol=0)

@@ -1,59 +1,66 @@
 """Datasets as (pool, test) `Pairs`, chosen by `config.data.name`.
 
-Fields read from data_config per name (all others are ignored):
-  synthetic_colorswap: seed, num_train_groups, num_test_groups, cache_dir, mix (dict of
-    `synthetic.colorswap_like` keyword options, e.g. zipf_exponent, near_duplicate_fraction).
-  colorswap: path (official JSON release dir or Hugging Face parquet dir/file).
-  coco: format ("json" | "tfds"), root (json: annotations/ + image folders; tfds: data_dir),
-    pool_split (default "train2017" / "train"), test_split (default "val2017" / "val"),
-    max_pool_items, max_test_items.
-The real readers live in colorswap.py / coco.py and are imported only when asked for, so that the
-embedded default works without their optional dependencies.
+Each reader's keyword arguments are its config fields, and its signature is the one home of their
+defaults: `load_dataset` passes the fields of `config.data` that the reader takes and that are set
+(not None); the others are ignored, so one flat `config.data` can carry every reader's fields.
+  synthetic_colorswap: `synthetic.colorswap_like` (seed, num_train_groups, num_test_groups,
+    cache_dir; `mix`, a dict of its generator options, e.g. zipf_exponent).
+  colorswap: `colorswap.load_colorswap` (path: official JSON release dir or Hugging Face parquet).
+  coco: `coco.load_coco` (root, format "json" | "tfds", pool_split, test_split, max_pool_items,
+    max_test_items).
+The test split of a ColorSwap-style dataset comes back as `ColorSwapGroups` (scored by group), a
+retrieval test split as plain `Pairs` (scored by recall@1). The real readers are imported only
+when asked for, so that the embedded default works without their optional dependencies.
 """
-from mmal_jax.data.pairs import ColorSwapSplits, DataError, Pairs, config_get
+import inspect
 
-__all__ = ["ColorSwapSplits", "DataError", "Pairs", "load_dataset", "DATASET_NAMES"]
+from mmal_jax.data.pairs import ColorSwapGroups, ColorSwapSplits, DataError, Pairs
+
+__all__ = ["ColorSwapGroups", "ColorSwapSplits", "DataError", "Pairs", "load_dataset",
+           "DATASET_NAMES"]
 
 DATASET_NAMES = ("synthetic_colorswap", "colorswap", "coco")
+_REQUIRED = dict(colorswap="path", coco="root")  # a reader's positional argument: no default
 
 
-def _require(cfg, key, name):
-  value = config_get(cfg, key)
-  if value in (None, ""):
-    raise DataError(f"config.data.{key} is required for data.name={name!r}; set it on the command"
-                    f" line, e.g. --config.data.{key}=/path/to/data")
-  return value
+def _fields(data_config):
+  """The set (non-None) fields of a ConfigDict, dict or attribute object."""
+  if hasattr(data_config, "items"):
+    items = data_config.items()
+  else:
+    items = vars(data_config).items()
+  return {k: v for k, v in items if v is not None}
+
+
+def _reader(name):
+  if name == "synthetic_colorswap":
+    from mmal_jax.data import synthetic  # pylint: disable=g-import-not-at-top
+    return synthetic.colorswap_like
+  if name == "colorswap":
+    from mmal_jax.data import colorswap  # pylint: disable=g-import-not-at-top
+    return colorswap.load_colorswap
+  from mmal_jax.data import coco  # pylint: disable=g-import-not-at-top
+  return coco.load_coco
 
 
 def load_dataset(data_config, *, image_size: int) -> tuple[Pairs, Pairs]:
-  """Returns (pool, test) Pairs with images uint8[N, image_size, image_size, 3]."""
-  name = config_get(data_config, "name")
+  """Returns (pool, test) with images uint8[N, image_size, image_size, 3]; the test split is
+  `ColorSwapGroups` for ColorSwap-style data, plain `Pairs` for retrieval data."""
+  fields = _fields(data_config)
+  name = fields.pop("name", None)
   if name not in DATASET_NAMES:
     raise DataError(f"config.data.name={name!r} is not a known dataset; use one of {DATASET_NAMES}")
-  if name == "synthetic_colorswap":
-    from mmal_jax.data import synthetic
-    mix = dict(config_get(data_config, "mix", None) or {})
-    splits = synthetic.colorswap_like(
-        seed=config_get(data_config, "seed", 0),
-        num_train_groups=config_get(data_config, "num_train_groups", 700),
-        num_test_groups=config_get(data_config, "num_test_groups", 300),
-        image_size=image_size, cache_dir=config_get(data_config, "cache_dir", None), **mix)
-    return splits.train, splits.test
-  if name == "colorswap":
-    path = _require(data_config, "path", name)
-    from mmal_jax.data import colorswap
-    splits = colorswap.load_colorswap(path, image_size=image_size)
-    return splits.train, splits.test
-  fmt = config_get(data_config, "format", "json")
-  if fmt not in ("json", "tfds"):
-    raise DataError(f"config.data.format={fmt!r} is not a COCO format; use 'json' (official"
-                    " annotations + image folders) or 'tfds' (coco_captions data_dir)")
-  root = _require(data_config, "root", name)
-  from mmal_jax.data import coco
-  load = coco.load_coco_captions if fmt == "json" else coco.load_coco_tfds
-  pool_default, test_default = ("train2017", "val2017") if fmt == "json" else ("train", "val")
-  pool = load(root, split=config_get(data_config, "pool_split", pool_default), image_size=image_size,
-              max_items=config_get(data_config, "max_pool_items"))
-  test = load(root, split=config_get(data_config, "test_split", test_default), image_size=image_size,
-              max_items=config_get(data_config, "max_test_items"))
-  return pool, test
+  required = _REQUIRED.get(name)
+  if required and fields.get(required) in (None, ""):
+    raise DataError(f"config.data.{required} is required for data.name={name!r}; set it on the"
+                    f" command line, e.g. --config.data.{required}=/path/to/data")
+  reader = _reader(name)
+  takes = [p.name for p in inspect.signature(reader).parameters.values()
+           if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "image_size"]
+  kwargs = {k: v for k, v in fields.items() if k in takes}
+  if name == "synthetic_colorswap":  # its generator options come as one dict, `mix`
+    kwargs.update(fields.get("mix") or {})
+  out = reader(image_size=image_size, **kwargs)
+  if isinstance(out, ColorSwapSplits):
+    return out.train, ColorSwapGroups.of(out.test)
+  return out

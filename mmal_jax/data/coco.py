@@ -238,3 +238,22 @@ def load_coco_tfds(data_dir, *, split: str, image_size: int,
   """Pairs (uint8[N, S, S, 3] images, first captions) from a prepared tfds coco_captions."""
   return coco_tfds_source(data_dir, split=split, image_size=image_size,
                           max_items=max_items).pairs()
+
+
+FORMATS = ("json", "tfds")
+
+
+def load_coco(root, *, image_size: int, format: str = "json",  # pylint: disable=redefined-builtin
+              pool_split: str | None = None, test_split: str | None = None,
+              max_pool_items: int | None = None, max_test_items: int | None = None
+              ) -> tuple[Pairs, Pairs]:
+  """(pool, test) Pairs of one COCO layout: `format` "json" (official release under `root`,
+  splits default train2017 / val2017) or "tfds" (a coco_captions data_dir, splits train / val)."""
+  if format not in FORMATS:
+    raise DataError(f"config.data.format={format!r} is not a COCO format; use 'json' (official"
+                    " annotations + image folders) or 'tfds' (coco_captions data_dir)")
+  load = load_coco_captions if format == "json" else load_coco_tfds
+  pool_default, test_default = ("train2017", "val2017") if format == "json" else ("train", "val")
+  pool = load(root, split=pool_split or pool_default, image_size=image_size, max_items=max_pool_items)
+  test = load(root, split=test_split or test_default, image_size=image_size, max_items=max_test_items)
+  return pool, test

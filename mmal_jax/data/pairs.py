@@ -52,6 +52,24 @@ class Pairs:
 
 
 @dataclasses.dataclass(frozen=True)
+class ColorSwapGroups(Pairs):
+  """Pairs whose consecutive pairs (2g, 2g+1) form ColorSwap group g (their captions swap two
+  colors): a test split of this type is scored by group (text, image, group, GroupMatch); a plain
+  `Pairs` test split by retrieval recall@1."""
+
+  def __post_init__(self):
+    super().__post_init__()
+    if len(self) % 2:
+      raise DataError(
+          f"ColorSwapGroups has {len(self)} pairs, an odd number; groups are consecutive pairs"
+          " (2g, 2g+1), so every group needs both of its pairs")
+
+  @classmethod
+  def of(cls, pairs: Pairs) -> "ColorSwapGroups":
+    return cls(images=pairs.images, texts=pairs.texts)
+
+
+@dataclasses.dataclass(frozen=True)
 class ColorSwapSplits:
   """ColorSwap-style train pool and test split, groups as consecutive pairs (2g, 2g+1)."""
   train: Pairs

@@ -3,20 +3,21 @@
 Batching (fixed shapes, so one compile serves every round whatever K is): each epoch shuffles the K
 pairs and cuts them into ceil(K / batch_size) batches; the last, ragged batch (and the whole batch
 when K < batch_size) is padded to batch_size with masked rows that drop out of the loss (see
-losses.py), so no pair is ever dropped. The batch is sharded over all local devices ("data" mesh
-axis; params replicated); batch_size is rounded up to a multiple of the device count with more
+losses.py), so no pair is ever dropped. The batch is sharded along the "data" axis of the given mesh
+(default: all local devices; params replicated); batch_size is rounded up to a multiple of the device count with more
 masked rows, which leaves the loss unchanged. The learning rate is an argument of the step, not
 baked into the optimizer, so a different number of steps per round does not recompile either.
 """
 import functools
 import math
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
+from mmal_jax import mesh as mesh_lib
 from mmal_jax.training import losses
 
 LOSSES = ("sigmoid", "softmax")
@@ -125,18 +126,19 @@ def _check(params, images, tokens, train_config, loss):
 
 def fit(model, init_params: dict, images: np.ndarray, tokens: np.ndarray, train_config: Any, *,
         key: jax.Array, loss: str = "sigmoid", lock_image: bool = False,
-        devices: Optional[Sequence[jax.Device]] = None) -> tuple[dict, dict]:
+        mesh: Optional[jax.sharding.Mesh] = None) -> tuple[dict, dict]:
   """Trains from init_params on K pairs (images[i], tokens[i]) for train_config.epochs epochs.
 
   images: f32[K, S, S, 3], tokens: int32[K, L]; key: shuffles the pairs (deterministic per key).
-  devices: the data-parallel devices (default: all local devices).
+  mesh: the data-parallel mesh; batches are sharded along its "data" axis (default: all local
+    devices, `mesh.data_mesh()`).
   Returns (params, info) with info["loss"]: f32[steps] per-step losses, info["steps_per_epoch"],
   info["batch_size"] (the padded global batch).
   """
   images, tokens = np.asarray(images), np.asarray(tokens)
   _check(init_params, images, tokens, train_config, loss)
-  devices = list(devices or jax.local_devices())
-  mesh = jax.sharding.Mesh(np.array(devices), ("data",))
+  mesh = mesh or mesh_lib.data_mesh()
+  devices = mesh.devices.reshape(-1)
   replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
   sharded = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
 
