@@ -1,7 +1,10 @@
 r"""One command per claim of the paper: run its variants, aggregate over seeds, write JSON and a figure.
 
   python -m experiments.claims --claim=NAME[,NAME...|all] [--seeds=0,1,2,3] [--smoke]
-      [--workdir=experiments/runs] [--results=experiments/results]
+      [--workdir=experiments/runs] [--results=experiments/results] [--plan]
+
+--plan prints, without running anything, each claim's runs (not counting those shared with an
+earlier claim of the list) and its predicted time on this 2-core CPU (see CALIBRATIONS).
 
 Claims (the paper's numbers are in CLAIMS[name].paper and in experiments/results/reproduction.md):
   fig1         ours vs random, coreset, uncertainty, badge: text/image/group vs % annotated, savings
@@ -25,7 +28,7 @@ run is not repeated, and claims that share a variant share its runs (fig1's "our
 fig1's runs (run fig1 first). `--smoke` shrinks everything (a 40-pair pool, 2 rounds of 4, 1 epoch,
 seeds 0,1 by default) so a test runs a claim in seconds; its runs live under WORKDIR/smoke/.
 
-Output per claim: RESULTS/<claim>.json and <claim>.png. Statistics (experiments/stats.py): per arm,
+Output per claim: RESULTS/<claim>.json and <claim>.png (--smoke: RESULTS/smoke/ by default). Statistics (experiments/stats.py): per arm,
 metric and budget the mean +- s.e. over seeds; per comparison the paired (same-seed) difference
 per budget and its mean over budgets, with a verdict fixed in advance (CLAIMS[name].criterion); the
 annotation saving vs Random; the wall time of this invocation and the recorded compute time of the
@@ -735,7 +738,8 @@ def run_claim(name, args):
   result = (claim.custom or _curve_claim)(claim, args)
   result.update(
       claim=name, title=claim.title, paper=claim.paper, criterion=claim.criterion,
-      smoke=args.smoke, seeds=list(args.seeds), wall_seconds=time.perf_counter() - begin,
+      smoke=args.smoke, seeds=[] if name == "fig4_middle" else list(args.seeds),
+      wall_seconds=time.perf_counter() - begin,
       command=f"python -m experiments.claims --claim={name} --seeds={','.join(map(str, args.seeds))}"
               + (" --smoke" if args.smoke else ""))
   os.makedirs(args.results, exist_ok=True)
@@ -778,13 +782,48 @@ def parse_seeds(text):
   return seeds
 
 
+# Time model of --plan (no runs): a run costs ROUND_S per round (embedding, evaluation, checkpoint)
+# plus its training, sum over rounds k of (pairs bought by round k) * epochs / PAIR_EPOCHS_PER_S.
+# Calibrations on this 2-core CPU with the default model (measured, not fitted to strategies):
+#   quiet: 3,993 pairs/s (experiments/results/bench_train.json), ~1.1 s per round (README's
+#          default run: 1 m 51 s for 4 runs of 7 rounds, compiles included);
+#   loaded: a 140-pair round trained in 4.2 s (52 ms per step of 70) and ~2 s per round besides,
+#          with the machine's load average at ~5 (other jobs running), 2026-11-30.
+CALIBRATIONS = dict(quiet=(3993.0, 1.1), loaded=(1346.0, 2.0))
+
+
+def plan(names, seeds, smoke=False):
+  """Per claim: the (arm, seed) runs it needs that no earlier claim of `names` needs, their rounds
+  and training pair-epochs, and the predicted minutes under each calibration. Runs nothing."""
+  seen, rows = set(), []
+  for name in names:
+    claim = CLAIMS[name]
+    runs = rounds = pair_epochs = 0
+    if claim.runs:
+      for arm in claim.arms(smoke):
+        for seed in seeds:
+          config, slug = arm_config(arm, seed, smoke)
+          workdir = arm_workdir("", arm, slug, seed, smoke)
+          if workdir in seen:
+            continue
+          seen.add(workdir)
+          runs += 1
+          rounds += config.rounds + 1
+          pair_epochs += sum(k * config.per_round for k in range(1, config.rounds + 1)) * config.train.epochs
+    minutes = {k: (rounds * round_s + pair_epochs / rate) / 60 for k, (rate, round_s) in CALIBRATIONS.items()}
+    rows.append(dict(claim=name, runs=runs, rounds=rounds, pair_epochs=pair_epochs, minutes=minutes))
+  return rows
+
+
 def define_flags():
   """Defined only when run as a script, so importing this module (tests, report.py) defines none."""
   flags.DEFINE_string("claim", None, f"Claim(s) to run, comma-separated, or all: {list(CLAIMS)}")
   flags.DEFINE_string("seeds", None, "Seeds, e.g. 0,1,2,3 (default 0,1,2,3; --smoke: 0,1).")
   flags.DEFINE_bool("smoke", False, "Tiny pool, 2 rounds, 1 epoch: seconds per claim.")
   flags.DEFINE_string("workdir", Args.workdir, "Root of the runs' work directories.")
-  flags.DEFINE_string("results", Args.results, "Where <claim>.json and .png are written.")
+  flags.DEFINE_string("results", Args.results, "Where <claim>.json and .png are written "
+                      "(--smoke: RESULTS/smoke unless given).")
+  flags.DEFINE_bool("plan", False, "Only print each claim's new runs and predicted time; run nothing.")
 
 
 def main(argv):
@@ -800,10 +839,22 @@ def main(argv):
   except ValueError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
+  if f.plan:
+    total = {k: 0.0 for k in CALIBRATIONS}
+    print("claim        new runs  rounds  training pair-epochs  minutes " + " / ".join(CALIBRATIONS))
+    for row in plan(names, seeds, f.smoke):
+      print(f"{row['claim']:<12} {row['runs']:>8}  {row['rounds']:>6}  {row['pair_epochs']:>20,}  "
+            + " / ".join(f"{m:.1f}" for m in row["minutes"].values()))
+      for k, m in row["minutes"].items():
+        total[k] += m
+    print(f"{'total':<12} {'':>8}  {'':>6}  {'':>20}  " + " / ".join(f"{m:.1f}" for m in total.values()))
+    return
   logging.set_verbosity(logging.WARNING)
   from mmal_jax import files  # pylint: disable=g-import-not-at-top
   jax.config.update("jax_compilation_cache_dir", os.path.join(files.default_cache_dir(), "jax"))
-  args = Args(seeds=seeds, smoke=f.smoke, workdir=f.workdir, results=f.results)
+  # Smoke results never overwrite real ones: they go to RESULTS/smoke unless --results is given.
+  results = f.results if f["results"].present or not f.smoke else os.path.join(f.results, "smoke")
+  args = Args(seeds=seeds, smoke=f.smoke, workdir=f.workdir, results=results)
   for name in names:
     run_claim(name, args)
 

@@ -46,8 +46,9 @@ def row(name, results_dir):
     ours = "not run: " + ("; ".join(errors) if errors else "no completed runs")
   else:
     seeds = result.get("seeds", [])
-    ours = (f"{result.get('summary', '')} (seeds {','.join(map(str, seeds))}; compute "
-            f"{_minutes(result.get('compute_seconds') or 0.0)})")
+    ours = result.get("summary", "") + (
+        f" (seeds {','.join(map(str, seeds))}; compute {_minutes(result.get('compute_seconds') or 0.0)})"
+        if seeds else "")
     if errors:
       ours += "; problems: " + "; ".join(errors)
   if result.get("smoke"):

@@ -170,6 +170,14 @@ def test_statistics_on_hand_made_records():
   assert s["reach"]["random"] == 10.0
 
 
+def test_plan_counts_each_shared_run_once():
+  rows = {r["claim"]: r for r in claims.plan(["fig1", "table2", "table3", "fig5"], SEEDS, smoke=True)}
+  # Smoke: 2 rounds of 4 pairs, 1 epoch: (4 + 8) pair-epochs per run.
+  assert (rows["fig1"]["runs"], rows["fig1"]["pair_epochs"]) == (5 * 2, 5 * 2 * 12)
+  assert rows["table2"]["runs"] == 3 * 2  # "auto" is fig1's "ours"
+  assert rows["table3"]["runs"] == 0 and rows["fig5"]["runs"] == 3 * 2  # B_C = 2B is fig1's "ours"
+
+
 def test_bad_command_lines_exit_2_with_one_line():
   for argv, match in ((["--claim=fig9"], "unknown ['fig9']"), (["--claim=fig1", "--seeds=0,0"], "distinct")):
     p = subprocess.run([sys.executable, "-m", "experiments.claims"] + argv, cwd=ROOT, capture_output=True,
