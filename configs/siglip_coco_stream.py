@@ -11,8 +11,9 @@ from mmal_jax import defaults
 
 def get_config():
   config = defaults.colorswap_experiment("sigmoid")
-  config.data.update(name="coco", format="json", pool_split="train2017", test_split="val2017",
-                     max_test_items=5000)  # data.root: required, on the command line
+  # data.root: required, on the command line; the splits default to the format's (json:
+  # train2017 / val2017, tfds: train / val).
+  config.data.update(name="coco", format="json", max_test_items=5000)
   config.stream.buffer_size = 1024
   config.per_round = 256
   config.coreset_size = 512

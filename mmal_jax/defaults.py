@@ -26,6 +26,12 @@ def model(loss="sigmoid"):
   with open(os.path.splitext(PRETRAINED)[0] + ".json") as f:
     config = ml_collections.ConfigDict(json.load(f)["model"])
   config.update(loss=loss, lock_image=False, init=PRETRAINED)
+  # The checkpoint's own word list (written next to it), and a settable sentencepiece path, so
+  # that --config.model.tokenizer.kind=sentencepiece --config.model.tokenizer.path=... parses.
+  config.tokenizer.vocab_path = os.path.splitext(PRETRAINED)[0] + "_vocab.txt"
+  config.tokenizer.path = ml_collections.config_dict.placeholder(str)
+  for tower in (config.image, config.text):  # None: keep activations (see models/vit.py)
+    tower.remat_policy = ml_collections.config_dict.placeholder(str)
   return config
 
 

@@ -19,9 +19,54 @@ from mmal_jax import experiment
 from mmal_jax import files
 from mmal_jax import loop
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file (configs/*.py).",
-                                          lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Output directory; default runs/<config file name>.")
+def define_flags(flag_values, argv=None):
+  """Defines --config and --workdir on `flag_values`; returns their FlagHolders. `argv`: the
+  command line whose --config.field overrides to define (default: sys.argv)."""
+  config = config_flags.DEFINE_config_file(
+      "config", None, "Experiment config file (configs/*.py).", flag_values=flag_values,
+      lock_config=True, sys_argv=argv)
+  workdir = flags.DEFINE_string("workdir", None, "Output directory; default runs/<config file name>.",
+                                flag_values=flag_values)
+  return config, workdir
+
+
+_CONFIG, _WORKDIR = define_flags(flags.FLAGS)
+
+
+class UsageError(ValueError):
+  """A bad command line: reported as one line, exit code 2."""
+
+
+def _bad_flag(e):
+  return UsageError(f"bad command line ({str(e).splitlines()[0]}); fields are set as "
+                    "--config.field=value")
+
+
+def _resolve(config_flag, workdir_flag, argv, flag_values):
+  """(config, workdir) of parsed flags; raises UsageError."""
+  if len(argv) > 1:
+    raise UsageError(f"unexpected arguments {argv[1:]}; pass settings as --config.field=value")
+  config = config_flag.value
+  if config is None:
+    raise UsageError("--config is required, e.g. --config=configs/siglip_colorswap.py")
+  try:
+    config.keys()
+  except OSError as e:  # config_flags defers a config file that failed to load until it is read
+    raise UsageError(f"cannot load --config: {' '.join(str(e).split())}") from None
+  name = config_flags.get_config_filename(flag_values["config"])
+  return config, workdir_flag.value or os.path.join("runs", os.path.splitext(os.path.basename(name))[0])
+
+
+def parse(argv):
+  """(config, workdir) of a command line, argv[0] being the program, parsed on fresh flags exactly
+  as `python -m mmal_jax.main` parses it (tests and notebooks). Raises UsageError."""
+  flag_values = flags.FlagValues()
+  config, workdir = define_flags(flag_values, list(argv))
+  try:
+    rest = flag_values(argv)
+  except (flags.Error, AttributeError, KeyError) as e:  # config_flags: unknown --config.field
+    raise _bad_flag(e) from None
+  return _resolve(config, workdir, rest, flag_values)
 
 
 def _fail(message):
@@ -34,21 +79,14 @@ def _parse_flags(argv):
   try:
     return flags.FLAGS(argv)
   except (flags.Error, AttributeError, KeyError) as e:  # config_flags: unknown --config.field
-    _fail(f"bad command line ({str(e).splitlines()[0]}); fields are set as --config.field=value")
+    _fail(_bad_flag(e))
 
 
 def main(argv):
-  if len(argv) > 1:
-    _fail(f"unexpected arguments {argv[1:]}; pass settings as --config.field=value")
-  config = _CONFIG.value
-  if config is None:
-    _fail("--config is required, e.g. --config=configs/siglip_colorswap.py")
   try:
-    config.keys()
-  except OSError as e:  # config_flags defers a config file that failed to load until it is read
-    _fail(f"cannot load --config: {' '.join(str(e).split())}")
-  workdir = _WORKDIR.value or os.path.join(
-      "runs", os.path.splitext(os.path.basename(config_flags.get_config_filename(flags.FLAGS["config"])))[0])
+    config, workdir = _resolve(_CONFIG, _WORKDIR, argv, flags.FLAGS)
+  except UsageError as e:
+    _fail(e)
   logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO; the progress lines suffice
   # Compiled programs persist across processes: a resumed run, or the next config, skips the
   # compiles (tens of seconds on a small CPU) that dominate short experiments.

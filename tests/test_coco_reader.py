@@ -174,9 +174,11 @@ def _tfds_example(image_id):
   }
 
 
-@pytest.fixture(scope="module")
-def tfds_dir(tmp_path_factory):
-  """A prepared coco_captions data_dir written by tfds with the real builder's features."""
+def write_tfds(data_dir, splits):
+  """A prepared coco_captions data_dir written by tfds with the real builder's features.
+
+  splits: {split name: [image ids]}.
+  """
   tfds = pytest.importorskip("tensorflow_datasets")
   from tensorflow_datasets.object_detection import coco as tfds_coco
   from tensorflow_datasets.object_detection import coco_captions
@@ -185,13 +187,12 @@ def tfds_dir(tmp_path_factory):
     name = "coco_captions"
 
     def _split_generators(self, dl_manager):
-      return {split: self._generate_examples(ids) for split, ids in TFDS_SPLITS.items()}
+      return {split: self._generate_examples(ids) for split, ids in splits.items()}
 
     def _generate_examples(self, ids):  # pylint: disable=arguments-differ
       for image_id in ids:
         yield image_id, _tfds_example(image_id)
 
-  data_dir = tmp_path_factory.mktemp("tfds")
   # The real `Coco._info` spells one dtype `tf.int64`; lend it NumPy's so that writing needs no
   # TensorFlow. Only while writing: reading must work with the real, unpatched module.
   with pytest.MonkeyPatch.context() as patch:
@@ -199,6 +200,11 @@ def tfds_dir(tmp_path_factory):
     Fixture(data_dir=str(data_dir)).download_and_prepare(
         file_format=tfds.core.file_adapters.FileFormat.ARRAY_RECORD)
   return data_dir
+
+
+@pytest.fixture(scope="module")
+def tfds_dir(tmp_path_factory):
+  return write_tfds(tmp_path_factory.mktemp("tfds"), TFDS_SPLITS)
 
 
 def _caption_to_id(text):
