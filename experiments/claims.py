@@ -52,10 +52,10 @@ import numpy as np
 
 from experiments import stats
 from mmal_jax import loop
+from mmal_jax.oracle import IMAGE  # the loop's modality index of images (0; texts are 1)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = os.path.join(ROOT, "configs")
-IMAGE, TEXT = 0, 1  # modality indices of the loop (mmal_jax.oracle)
 BASELINES = ("random", "coreset", "uncertainty", "badge")
 SCORES = ("text", "image", "group")
 EQUIVALENCE_MARGIN = 0.02  # group score: "comparable" means within 2 points (the paper's s.d. ~2-3)
