@@ -41,6 +41,7 @@ import math
 import os
 import sys
 import time
+import traceback
 from typing import Callable, Optional
 
 from absl import app
@@ -755,6 +756,18 @@ def run_claim(name, args):
   return result
 
 
+def record_crash(name, args, error):
+  """Writes RESULTS/<name>.json saying the claim crashed (the report lists it as not run)."""
+  from mmal_jax import files  # pylint: disable=g-import-not-at-top
+  claim = CLAIMS[name]
+  os.makedirs(args.results, exist_ok=True)
+  files.write_text(os.path.join(args.results, f"{name}.json"), json.dumps(dict(
+      claim=name, title=claim.title, paper=claim.paper, criterion=claim.criterion, smoke=args.smoke,
+      seeds=list(args.seeds), holds="not run", summary="",
+      errors=[f"crashed: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"]),
+      indent=1) + "\n")
+
+
 @dataclasses.dataclass
 class Args:
   seeds: tuple = (0, 1, 2, 3)
@@ -855,8 +868,17 @@ def main(argv):
   # Smoke results never overwrite real ones: they go to RESULTS/smoke unless --results is given.
   results = f.results if f["results"].present or not f.smoke else os.path.join(f.results, "smoke")
   args = Args(seeds=seeds, smoke=f.smoke, workdir=f.workdir, results=results)
+  crashed = []
   for name in names:
-    run_claim(name, args)
+    try:
+      run_claim(name, args)
+    except Exception as e:  # pylint: disable=broad-except  # recorded; the next claims still run
+      traceback.print_exc()
+      crashed.append(name)
+      record_crash(name, args, e)
+  if crashed:
+    print(f"error: claims {crashed} crashed; see experiments/results/<claim>.json", file=sys.stderr)
+    sys.exit(1)
 
 
 if __name__ == "__main__":
