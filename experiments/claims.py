@@ -25,7 +25,7 @@ loop entry point `mmal_jax.loop.train_and_evaluate`, in its own work directory
 named by the overrides that differ from the config file's values. So a rerun resumes, a finished
 run is not repeated, and claims that share a variant share its runs (fig1's "ours" is also table2's
 "auto", fig5's B_C = 2B, table8's Euclidean and models' SigLIP ours); table3 and table4 only read
-fig1's runs (run fig1 first). `--smoke` shrinks everything (a 40-pair pool, 2 rounds of 4, 1 epoch,
+fig1's runs of the seeds given (run fig1 first, with at least those seeds). `--smoke` shrinks everything (a 40-pair pool, 2 rounds of 4, 1 epoch,
 seeds 0,1 by default) so a test runs a claim in seconds; its runs live under WORKDIR/smoke/.
 
 Output per claim: RESULTS/<claim>.json and <claim>.png (--smoke: RESULTS/smoke/ by default). Statistics (experiments/stats.py): per arm,
