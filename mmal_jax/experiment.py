@@ -23,7 +23,9 @@ from mmal_jax import acquisition
 from mmal_jax import evaluation
 from mmal_jax import mesh as mesh_lib
 from mmal_jax import models
+from mmal_jax.data import InMemory
 from mmal_jax.data import Pairs
+from mmal_jax.data import Source
 from mmal_jax.data import load_dataset
 from mmal_jax.data import preprocess
 from mmal_jax.models import two_towers
@@ -45,6 +47,7 @@ class Experiment:
     model, pretrained: the two-tower module and its pretrained params (host arrays).
     prep: model-input preprocessing (images -> f32 in [-1, 1], captions -> int32 tokens).
     pool: the paired pool the learner sees unaligned; pool_tokens: int32[N, L], its tokens.
+    source: the pool as a random-access `Source`, which the loop reads items through.
     test: the test split (`ColorSwapGroups` or `Pairs`); test_tokens: int32[N_test, L].
     mesh: the data-parallel device mesh of training and embedding.
     query_modality: None, "random" or a modality index (config.query_modality resolved).
@@ -57,6 +60,7 @@ class Experiment:
   prep: preprocess.Preprocessor
   pool: Pairs
   pool_tokens: np.ndarray
+  source: Source
   test: Pairs
   test_tokens: np.ndarray
   mesh: jax.sharding.Mesh
@@ -196,6 +200,6 @@ def setup(config, workdir: Optional[str] = None) -> Experiment:
   runs = tuple((s, seed) for s in strategies_of(config) for seed in config.seeds)
   return Experiment(
       config=config, config_json=canonical, model=model, pretrained=pretrained, prep=prep,
-      pool=pool, pool_tokens=np.asarray(prep.texts(pool.texts)), test=test,
+      pool=pool, pool_tokens=np.asarray(prep.texts(pool.texts)), source=InMemory(pool), test=test,
       test_tokens=np.asarray(prep.texts(test.texts)), mesh=mesh,
       query_modality=QUERY_MODALITIES[config.get("query_modality", "auto")], runs=runs)

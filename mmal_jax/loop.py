@@ -85,7 +85,7 @@ class _World:
 
 
 def _world(exp, seed) -> _World:
-  num_pairs = len(exp.pool)
+  num_pairs = len(exp.source)
   config = exp.config
   unaligned = unaligned_lib.make_unaligned(num_pairs, seed=seed,
                                            missing_fraction=config.missing_fraction,
@@ -130,7 +130,7 @@ def _embed(exp, params, unaligned, modality, ids):
   for start in range(0, len(rows), _CHUNK):
     sub = rows[start:start + _CHUNK]
     if modality == IMAGE:
-      out.append(embeddings.embed_images(exp.model, params, exp.prep.images(exp.pool.images[sub]),
+      out.append(embeddings.embed_images(exp.model, params, exp.prep.images(exp.source.images(sub)),
                                          batch_size=batch, mesh=exp.mesh))
     else:
       out.append(embeddings.embed_texts(exp.model, params, exp.pool_tokens[sub], batch_size=batch,
@@ -180,7 +180,7 @@ def _measure(exp, state, **extra):
   scores = _evaluate(exp, state.params, embedded, world.unaligned, visible)
   spent = len(state.log)
   record = dict(strategy=strategy, seed=seed, round=state.round, num_queried=spent,
-                num_pairs=len(state.log.pairs()[0]), percent_annotated=100.0 * spent / len(exp.pool),
+                num_pairs=len(state.log.pairs()[0]), percent_annotated=100.0 * spent / len(exp.source),
                 **extra, **scores)
   return dataclasses.replace(state, embedded=embedded, records=state.records + (record,))
 
@@ -240,7 +240,7 @@ def learn(exp: Experiment, state: RunState, answers: Answers, *,
   _, train_key = _keys(seed, state.round + 1)
   rows = world.unaligned.rows
   begin = time.perf_counter()
-  params, _ = train.fit(exp.model, exp.pretrained, exp.prep.images(exp.pool.images[rows[IMAGE][img_ids]]),
+  params, _ = train.fit(exp.model, exp.pretrained, exp.prep.images(exp.source.images(rows[IMAGE][img_ids])),
                         exp.pool_tokens[rows[TEXT][txt_ids]], exp.config.train, key=train_key,
                         loss=exp.config.model.loss, lock_image=exp.config.model.lock_image,
                         mesh=exp.mesh)

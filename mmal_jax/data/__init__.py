@@ -14,10 +14,11 @@ when asked for, so that the embedded default works without their optional depend
 """
 import inspect
 
-from mmal_jax.data.pairs import ColorSwapGroups, ColorSwapSplits, DataError, Pairs
+from mmal_jax.data.pairs import ColorSwapGroups, ColorSwapSplits, DataError, InMemory, Pairs
+from mmal_jax.data.pairs import Shards, Source
 
-__all__ = ["ColorSwapGroups", "ColorSwapSplits", "DataError", "Pairs", "load_dataset",
-           "DATASET_NAMES"]
+__all__ = ["ColorSwapGroups", "ColorSwapSplits", "DataError", "InMemory", "Pairs", "Shards",
+           "Source", "load_dataset", "DATASET_NAMES"]
 
 DATASET_NAMES = ("synthetic_colorswap", "colorswap", "coco")
 _REQUIRED = dict(colorswap="path", coco="root")  # a reader's positional argument: no default

@@ -25,7 +25,8 @@ from mmal_jax.data.images import Record, decode_image, decode_images, why
 from mmal_jax.data.pairs import DataError, Pairs
 
 class Source:
-  """N (image, caption) records read on demand: memory is bounded by the ids you ask for.
+  """N (image, caption) records read on demand (a `pairs.Source`): memory is bounded by the ids
+  you ask for.
 
   `read(ids)` returns one `Record` per id. Nothing is decoded until `images(ids)` is called, so a
   118k-image split can be streamed in buffers (e.g. from `unaligned.stream_buffers`).

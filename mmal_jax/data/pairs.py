@@ -1,9 +1,16 @@
-"""Containers for paired image-text data, shared by every reader and the loop.
+"""Containers for paired image-text data, shared by every reader and the loop, and the reader
+contract.
 
 ColorSwap-style splits lay groups out as consecutive pairs: pairs (2g, 2g+1) are group g's
 (image_1, caption_1) and (image_2, caption_2), where caption_2 / image_2 swap the two colors.
+
+The reader contract: a random-access `Source` (`__len__`, `images(ids)`, `texts(ids)`), which the
+loop reads pool items through (`InMemory` wraps a `Pairs`; `coco.Source` reads files on demand),
+and `Shards`, the sequential form for data that can only be read in order (webdataset tar
+shards): an iterable of `Pairs` blocks.
 """
 import dataclasses
+from typing import Iterator, Protocol, Sequence
 
 import numpy as np
 
@@ -49,6 +56,44 @@ class Pairs:
     """The pairs at integer indices `idx` (any int array-like), in that order."""
     idx = np.asarray(idx, dtype=np.int64).reshape(-1)
     return Pairs(images=self.images[idx], texts=tuple(self.texts[i] for i in idx))
+
+
+class Source(Protocol):
+  """Random-access paired data: N (image, caption) pairs, read by id."""
+
+  def __len__(self) -> int:
+    ...
+
+  def images(self, ids: Sequence[int]) -> np.ndarray:
+    """uint8[len(ids), S, S, 3], the images of pairs `ids`, in that order."""
+    ...
+
+  def texts(self, ids: Sequence[int]) -> list[str]:
+    """The captions of pairs `ids`, in that order."""
+    ...
+
+
+class Shards(Protocol):
+  """Paired data readable only in order: iterating yields `Pairs` blocks (e.g. one per shard);
+  the number of pairs need not be known up front."""
+
+  def __iter__(self) -> Iterator["Pairs"]:
+    ...
+
+
+@dataclasses.dataclass(frozen=True)
+class InMemory:
+  """A `Pairs` as a `Source`."""
+  pairs: "Pairs"
+
+  def __len__(self) -> int:
+    return len(self.pairs)
+
+  def images(self, ids) -> np.ndarray:
+    return self.pairs.images[np.asarray(ids, np.int64)]
+
+  def texts(self, ids) -> list[str]:
+    return [self.pairs.texts[i] for i in np.asarray(ids, np.int64).tolist()]
 
 
 @dataclasses.dataclass(frozen=True)
