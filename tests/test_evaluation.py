@@ -129,3 +129,19 @@ def test_bad_shapes_raise():
     evaluation.recall_at_1(np.zeros((3, 4)), np.zeros((4, 4)))
   with pytest.raises(ValueError, match="2G"):
     evaluation.colorswap_similarity(np.zeros((3, 4)), np.zeros((3, 4)))
+
+
+def test_split_scores_follow_the_test_split_type():
+  from mmal_jax.data import ColorSwapGroups, DataError, Pairs  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(3)
+  zimg, ztxt = _unit(rng.normal(size=(6, 4))), _unit(rng.normal(size=(6, 4)))
+  pairs = Pairs(images=np.zeros((6, 2, 2, 3), np.uint8), texts=tuple("abcdef"))
+  groups = ColorSwapGroups.of(pairs)
+  assert evaluation.headline(groups) == "group" and evaluation.headline(pairs) == "i2t"
+  sim = np.einsum("gcd,gid->gci", ztxt.reshape(3, 2, 4), zimg.reshape(3, 2, 4))
+  assert evaluation.split_scores(groups, zimg, ztxt) == pytest.approx(_ref_colorswap(sim))
+  s = zimg.astype(np.float64) @ ztxt.T.astype(np.float64)
+  want = dict(i2t=np.mean(s.argmax(1) == np.arange(6)), t2i=np.mean(s.argmax(0) == np.arange(6)))
+  assert evaluation.split_scores(pairs, zimg, ztxt) == pytest.approx(want)
+  with pytest.raises(DataError, match="odd number"):
+    ColorSwapGroups.of(pairs.take([0, 1, 2]))

@@ -84,3 +84,20 @@ def test_tensorboard_scalars_readable(tmp_path):
 def test_progress_line_eta():
   line = logs.progress_line(_records()[4], headline="group", done=5, total=12, seconds_per_round=30.0)
   assert "round 1" in line and "group=0.400" in line and "5/12 rounds" in line and "ETA 3m30s" in line
+
+
+def test_writer_off_process_zero_writes_and_prints_nothing(tmp_path, capsys):
+  workdir = tmp_path / "run"
+  quiet = logs.Writer(str(workdir), headline="group", active=False)
+  quiet.write_config("{}")
+  quiet.write_outputs(_records())
+  quiet.print("a line")
+  assert not workdir.exists() and capsys.readouterr().out == ""
+  writer = logs.Writer(str(workdir), headline="group", active=True)
+  writer.write_config('{"a": 1}')
+  writer.write_config('{"a": 2}')  # config.json is written once, never replaced
+  writer.write_outputs(_records(), plot=False)
+  writer.print("a line")
+  assert (workdir / "config.json").read_text() == '{"a": 1}'
+  assert sorted(os.listdir(workdir)) == ["config.json", "metrics.jsonl", "summary.md", "tensorboard"]
+  assert capsys.readouterr().out == "a line\n"

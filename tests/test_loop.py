@@ -178,3 +178,21 @@ def test_buy_skips_partners_revealed_this_round():
   np.testing.assert_array_equal(answers.item, [2, 3])
   np.testing.assert_array_equal(answers.partner, [img_partner[2], perm[3]])
   assert oracle.spent == 2
+
+
+def test_round_api_by_hand_matches_the_driver(reference):
+  _, records, _ = reference
+  exp = experiment.setup(_tiny_config())
+  state = loop.start(exp, 0)
+  first = loop.propose(exp, state)
+  again = loop.propose(exp, state)  # no side effects: the same queries, the state untouched
+  np.testing.assert_array_equal(first.item, again.item)
+  np.testing.assert_array_equal(first.modality, again.modality)
+  assert state.round == 0 and len(state.log) == 0
+  answers = loop.simulated_annotator(exp, state).answer(first)
+  assert len(answers) == TINY["per_round"]
+  nxt = loop.learn(exp, state, answers)
+  assert nxt.round == 1 and len(nxt.log) == TINY["per_round"] and len(state.log) == 0
+  assert json.dumps(_without_timings(list(nxt.records))) == json.dumps(_without_timings(records[:2]))
+  with pytest.raises(ValueError, match="already bought"):
+    loop.learn(exp, nxt, answers)

@@ -72,6 +72,8 @@ def _config(**overrides):
     (dict(seeds=(0, 0)), "seeds"),
     (dict(missing_fraction=1.5), "missing_fraction"),
     (dict(model__init="/nonexistent/ckpt.npz"), "init checkpoint"),
+    (dict(query_modality="sideways"), "query_modality"),
+    (dict(num_devices=10**6), "num_devices"),
 ])
 def test_bad_config_raises_before_writing(tmp_path, overrides, words):
   workdir = tmp_path / "run"

@@ -1,4 +1,6 @@
 """Oracle: answers from the truth, one unit per query, no double purchase, exact replay from its log."""
+import json
+
 import numpy as np
 import pytest
 
@@ -56,3 +58,29 @@ def test_log_replay_rebuilds_state():
   forged = dict(o.log, partner=o.log["partner"][::-1])
   with pytest.raises(ValueError, match="ground truth"):
     Oracle(truth, log=forged)
+
+
+def test_answer_buys_a_batch_in_order_and_the_log_replays_the_bought_sets():
+  from mmal_jax.oracle import Answers, Queries  # pylint: disable=g-import-not-at-top
+  img_partner, txt_partner = _truth()
+  o = Oracle((img_partner, txt_partner))
+  # Candidates best first: image 0 (reveals text 1), text 1 (revealed: skipped, unpaid), image 4
+  # (no caption: paid, unanswered), text 0, text 3: the budget of 3 stops before text 3.
+  queries = Queries(modality=np.array([0, 1, 0, 1, 1]), item=np.array([0, 1, 4, 0, 3]), budget=3)
+  answers = o.answer(queries)
+  np.testing.assert_array_equal(answers.modality, [0, 0, 1])
+  np.testing.assert_array_equal(answers.item, [0, 4, 0])
+  np.testing.assert_array_equal(answers.partner, [1, -1, 2])
+  assert answers.modalities() == "image+text"
+  # The learner's view from the log alone, against sets written out by hand.
+  log = Answers.empty().concat(answers)
+  assert np.flatnonzero(log.bought(0, 5)).tolist() == [0, 2, 4]  # queried 0, 4; revealed 2
+  assert np.flatnonzero(log.bought(1, 4)).tolist() == [0, 1]  # queried 0; revealed 1
+  images, texts = log.pairs()
+  assert list(zip(images.tolist(), texts.tolist())) == [(0, 1), (2, 0)]
+  back = Answers.from_json(json.loads(json.dumps(log.to_json())))  # as a checkpoint stores it
+  for k in ("modality", "item", "partner"):
+    np.testing.assert_array_equal(getattr(back, k), getattr(log, k))
+  # A replayed oracle refuses what the log already bought.
+  with pytest.raises(ValueError, match="already bought"):
+    Oracle((img_partner, txt_partner), log=log.to_json()).query(0, [2])
