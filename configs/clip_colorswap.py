@@ -1,4 +1,5 @@
 """CLIP (softmax loss) on the embedded ColorSwap-like pool: the same experiment as siglip_colorswap."""
+
 from mmal_jax import defaults
 
 

@@ -1,4 +1,5 @@
 """LiT: the image tower stays at its pretrained weights; only the text tower (and t, b) learn."""
+
 from mmal_jax import defaults
 
 

@@ -6,6 +6,7 @@ Needs COCO on disk (nothing is downloaded):
 data.format "json": root holds annotations/captions_{train,val}2017.json and train2017/, val2017/;
 data.format "tfds": root is the tfds data_dir holding coco_captions. Evaluation: recall@1 on val.
 """
+
 from mmal_jax import defaults
 
 

@@ -1,7 +1,8 @@
 """The embedded default: SigLIP (sigmoid loss), ColorSwap-like synthetic pool, four strategies.
 
-  python -m mmal_jax.main --config=configs/siglip_colorswap.py
+python -m mmal_jax.main --config=configs/siglip_colorswap.py
 """
+
 from mmal_jax import defaults
 
 

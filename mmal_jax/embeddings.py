@@ -5,6 +5,7 @@ padded to batch_size, which is rounded up to a multiple of the mesh's device cou
 batch can be sharded over its "data" axis (data parallel, params replicated). The mesh comes from
 the caller (`experiment.setup` builds one from the config); without one, all local devices.
 """
+
 import functools
 import math
 from typing import Optional
@@ -37,7 +38,7 @@ def _embed_all(model, params, x, tower, batch_size, mesh) -> np.ndarray:
     return np.zeros((0, d), np.float32)
   outs = []
   for start in range(0, n, batch_size):
-    chunk = x[start:start + batch_size]
+    chunk = x[start : start + batch_size]
     pad = batch_size - len(chunk)
     if pad:
       chunk = np.concatenate([chunk, np.zeros((pad, *chunk.shape[1:]), chunk.dtype)])
@@ -45,8 +46,14 @@ def _embed_all(model, params, x, tower, batch_size, mesh) -> np.ndarray:
   return np.concatenate([np.asarray(o, np.float32) for o in jax.device_get(outs)])[:n]
 
 
-def embed_images(model, params: dict, images: np.ndarray, *, batch_size: int = 256,
-                 mesh: Optional[jax.sharding.Mesh] = None) -> np.ndarray:
+def embed_images(
+    model,
+    params: dict,
+    images: np.ndarray,
+    *,
+    batch_size: int = 256,
+    mesh: Optional[jax.sharding.Mesh] = None,
+) -> np.ndarray:
   """f32[N, S, S, 3] in [-1, 1] -> np.float32[N, D], rows L2-normalized; batches sharded over
   `mesh`'s "data" axis (default: all local devices)."""
   images = np.asarray(images)
@@ -55,8 +62,14 @@ def embed_images(model, params: dict, images: np.ndarray, *, batch_size: int = 2
   return _embed_all(model, params, images.astype(np.float32), "image", batch_size, mesh)
 
 
-def embed_texts(model, params: dict, tokens: np.ndarray, *, batch_size: int = 256,
-                mesh: Optional[jax.sharding.Mesh] = None) -> np.ndarray:
+def embed_texts(
+    model,
+    params: dict,
+    tokens: np.ndarray,
+    *,
+    batch_size: int = 256,
+    mesh: Optional[jax.sharding.Mesh] = None,
+) -> np.ndarray:
   """int32[N, L] token ids -> np.float32[N, D], rows L2-normalized (batches sharded as above)."""
   tokens = np.asarray(tokens)
   if tokens.ndim != 2 or not np.issubdtype(tokens.dtype, np.integer):

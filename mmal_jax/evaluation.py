@@ -4,6 +4,7 @@ All functions take L2-normalized embeddings (or a similarity tensor) and return 
 Scores only compare similarities, so the inner product <zimg, ztxt> gives the same answers as
 the model's logit exp(t) * <zimg, ztxt> + b (a positive affine map of it).
 """
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -17,8 +18,9 @@ def _colorswap_scores(sim):
   image = (sim[:, 0, 0] > sim[:, 0, 1]) & (sim[:, 1, 1] > sim[:, 1, 0])
   groupmatch = sim[:, 0, 0] + sim[:, 1, 1] > sim[:, 0, 1] + sim[:, 1, 0]
   mean = lambda x: jnp.mean(x.astype(jnp.float32))
-  return dict(text=mean(text), image=mean(image), group=mean(text & image),
-              groupmatch=mean(groupmatch))
+  return dict(
+      text=mean(text), image=mean(image), group=mean(text & image), groupmatch=mean(groupmatch)
+  )
 
 
 def colorswap_scores(sim):
@@ -44,7 +46,9 @@ def colorswap_similarity(zimg, ztxt):
   """
   zimg, ztxt = np.asarray(zimg, np.float32), np.asarray(ztxt, np.float32)
   if zimg.shape != ztxt.shape or zimg.shape[0] % 2:
-    raise ValueError(f"ColorSwap test embeddings must both be [2G, D]; got {zimg.shape} and {ztxt.shape}")
+    raise ValueError(
+        f"ColorSwap test embeddings must both be [2G, D]; got {zimg.shape} and {ztxt.shape}"
+    )
   g, d = zimg.shape[0] // 2, zimg.shape[1]
   return np.einsum("gcd,gid->gci", ztxt.reshape(g, 2, d), zimg.reshape(g, 2, d))
 
@@ -106,7 +110,7 @@ def pseudo_align(queries, keys, *, chunk=1024):
   keys = jnp.asarray(np.concatenate([keys, np.zeros((_bucket(k) - k, keys.shape[1]), np.float32)]))
   best, margin = [], []
   for start in range(0, len(queries), chunk):
-    b, m = _top2(jnp.asarray(queries[start:start + chunk]), keys, k)
+    b, m = _top2(jnp.asarray(queries[start : start + chunk]), keys, k)
     best.append(np.asarray(b))
     margin.append(np.asarray(m))
   return np.concatenate(best)[:q].astype(np.int64), np.concatenate(margin)[:q]
@@ -122,7 +126,8 @@ def margin_analysis(zimg, ztxt, img_partner, txt_partner):
 
   Args:
     zimg: f[Ni, D], ztxt: f[Nt, D] embeddings of the unaligned images / texts.
-    img_partner: int[Ni], row of image i's true partner in ztxt, -1 if none; txt_partner: int[Nt] likewise.
+    img_partner: int[Ni], row of image i's true partner in ztxt, -1 if none; txt_partner: int[Nt]
+      likewise.
   Returns:
     dict(margin_correct=, margin_incorrect=, pseudo_align_acc=): NaN where a group is empty or a
     side has fewer than two rows (no top-2 margin exists).
@@ -135,12 +140,16 @@ def margin_analysis(zimg, ztxt, img_partner, txt_partner):
     correct.append(best == np.asarray(partner))
     margins.append(margin)
   if not correct:
-    return dict(margin_correct=float("nan"), margin_incorrect=float("nan"),
-                pseudo_align_acc=float("nan"))
+    return dict(
+        margin_correct=float("nan"), margin_incorrect=float("nan"), pseudo_align_acc=float("nan")
+    )
   correct, margins = np.concatenate(correct), np.concatenate(margins).astype(np.float64)
   mean = lambda x: float(x.mean()) if x.size else float("nan")
-  return dict(margin_correct=mean(margins[correct]), margin_incorrect=mean(margins[~correct]),
-              pseudo_align_acc=float(correct.mean()))
+  return dict(
+      margin_correct=mean(margins[correct]),
+      margin_incorrect=mean(margins[~correct]),
+      pseudo_align_acc=float(correct.mean()),
+  )
 
 
 def headline(test) -> str:

@@ -10,6 +10,7 @@ Used alike by `main` (through `loop.train_and_evaluate`), the scripts in experim
 What is scored comes from what the test split is (`evaluation.split_scores`): `ColorSwapGroups`
 by group scores, plain `Pairs` by recall@1; nothing here names a dataset.
 """
+
 import dataclasses
 import json
 import os
@@ -53,6 +54,7 @@ class Experiment:
     query_modality: None, "random" or a modality index (config.query_modality resolved).
     runs: ((strategy, seed), ...), in the order they run.
   """
+
   config: ml_collections.ConfigDict
   config_json: str
   model: two_towers.Model
@@ -79,9 +81,11 @@ def config_json(config) -> str:
 
 
 def strategies_of(config) -> tuple:
-  """config.strategies as names; "ours,random" (what --config.strategies=ours,random gives) is split."""
-  return tuple(name.strip() for item in config.strategies for name in str(item).split(",")
-               if name.strip())
+  """config.strategies as names; "ours,random" (what --config.strategies=ours,random gives) is
+  split."""
+  return tuple(
+      name.strip() for item in config.strategies for name in str(item).split(",") if name.strip()
+  )
 
 
 def check_config(config):
@@ -90,15 +94,21 @@ def check_config(config):
   strategies = strategies_of(config)
   unknown = [s for s in strategies if s not in acquisition.STRATEGIES]
   if unknown or not strategies:
-    raise ConfigError(f"config.strategies={list(strategies)} has unknown strategies {unknown}; "
-                      f"use some of {list(acquisition.STRATEGIES)}")
+    raise ConfigError(
+        f"config.strategies={list(strategies)} has unknown strategies {unknown}; "
+        f"use some of {list(acquisition.STRATEGIES)}"
+    )
   if len(set(strategies)) != len(strategies):
     raise ConfigError(f"config.strategies={list(strategies)} repeats a strategy")
   seeds = tuple(config.seeds)
-  if not seeds or len(set(seeds)) != len(seeds) or not all(
-      isinstance(s, int) and s >= 0 for s in seeds):
-    raise ConfigError(f"config.seeds={list(seeds)} must be distinct ints >= 0, e.g. "
-                      "--config.seeds=0,1,2,3")
+  if (
+      not seeds
+      or len(set(seeds)) != len(seeds)
+      or not all(isinstance(s, int) and s >= 0 for s in seeds)
+  ):
+    raise ConfigError(
+        f"config.seeds={list(seeds)} must be distinct ints >= 0, e.g. " "--config.seeds=0,1,2,3"
+    )
   for name in ("per_round", "rounds", "coreset_size", "train.epochs", "train.batch_size"):
     value = config
     for part in name.split("."):
@@ -106,59 +116,76 @@ def check_config(config):
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
       raise ConfigError(f"config.{name}={value!r} must be an int >= 1")
   if config.coreset_size < config.per_round:
-    raise ConfigError(f"config.coreset_size={config.coreset_size} < config.per_round="
-                      f"{config.per_round}: the batch is picked from the coreset; use e.g. "
-                      "coreset_size = 2 * per_round")
+    raise ConfigError(
+        f"config.coreset_size={config.coreset_size} < config.per_round="
+        f"{config.per_round}: the batch is picked from the coreset; use e.g. "
+        "coreset_size = 2 * per_round"
+    )
   if not 0.0 <= config.missing_fraction < 1.0:
     raise ConfigError(f"config.missing_fraction={config.missing_fraction} must lie in [0, 1)")
   if config.stream.buffer_size and config.stream.buffer_size < config.coreset_size:
-    raise ConfigError(f"config.stream.buffer_size={config.stream.buffer_size} < "
-                      f"config.coreset_size={config.coreset_size}: a buffer must hold at least one "
-                      "coreset")
+    raise ConfigError(
+        f"config.stream.buffer_size={config.stream.buffer_size} < "
+        f"config.coreset_size={config.coreset_size}: a buffer must hold at least one "
+        "coreset"
+    )
   query_modality = config.get("query_modality", "auto")
   if query_modality not in QUERY_MODALITIES:
-    raise ConfigError(f"config.query_modality={query_modality!r} is not known; use one of "
-                      f"{list(QUERY_MODALITIES)}")
+    raise ConfigError(
+        f"config.query_modality={query_modality!r} is not known; use one of "
+        f"{list(QUERY_MODALITIES)}"
+    )
 
 
 def check_budget(config, num_pairs: int):
-  """The rounds must fit in the pool (or the stream), leaving a coreset to choose from at the end."""
+  """The rounds must fit in the pool (or the stream), leaving a coreset to choose from at the
+  end."""
   budget = config.per_round * config.rounds
   # Items of the thinner modality:
   smallest = num_pairs - int(round(config.missing_fraction * num_pairs))
   if config.stream.buffer_size:
     buffers = num_pairs // config.stream.buffer_size
     if config.rounds > buffers:
-      raise ConfigError(f"config.rounds={config.rounds} > {buffers} buffers of "
-                        f"{config.stream.buffer_size} in a pool of {num_pairs} pairs; lower rounds "
-                        "or stream.buffer_size")
+      raise ConfigError(
+          f"config.rounds={config.rounds} > {buffers} buffers of "
+          f"{config.stream.buffer_size} in a pool of {num_pairs} pairs; lower rounds "
+          "or stream.buffer_size"
+      )
   elif budget + config.coreset_size - config.per_round > smallest:
-    raise ConfigError(f"budget per_round * rounds = {budget} (plus coreset_size - per_round = "
-                      f"{config.coreset_size - config.per_round} left to choose from in the last "
-                      f"round) exceeds the pool of {smallest} items per modality; lower "
-                      "config.rounds or config.per_round")
+    raise ConfigError(
+        f"budget per_round * rounds = {budget} (plus coreset_size - per_round = "
+        f"{config.coreset_size - config.per_round} left to choose from in the last "
+        f"round) exceeds the pool of {smallest} items per modality; lower "
+        "config.rounds or config.per_round"
+    )
 
 
 def check_workdir(workdir: str, canonical_json: str):
   """Refuses a workdir that is a file, not writable, or made by another config (before any work)."""
   if os.path.exists(workdir) and not os.path.isdir(workdir):
-    raise ConfigError(f"workdir {workdir} exists and is not a directory; pass a directory with "
-                      "--workdir")
+    raise ConfigError(
+        f"workdir {workdir} exists and is not a directory; pass a directory with " "--workdir"
+    )
   parent = os.path.abspath(workdir)
   while not os.path.exists(parent):
     parent = os.path.dirname(parent)
   if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
-    raise ConfigError(f"workdir {workdir} is not writable ({parent} is not a writable "
-                      "directory); pass another --workdir")
+    raise ConfigError(
+        f"workdir {workdir} is not writable ({parent} is not a writable "
+        "directory); pass another --workdir"
+    )
   saved = os.path.join(workdir, "config.json")
   if os.path.exists(saved):
     with open(saved) as f:
       if json.load(f) != json.loads(canonical_json):
-        raise ConfigError(f"workdir {workdir} holds a run of a different config ({saved}); "
-                          "pass a new --workdir or rerun with the same config")
+        raise ConfigError(
+            f"workdir {workdir} holds a run of a different config ({saved}); "
+            "pass a new --workdir or rerun with the same config"
+        )
   elif os.path.isdir(workdir) and os.listdir(workdir):
-    raise ConfigError(f"workdir {workdir} is not empty and has no config.json; pass a new or "
-                      "empty --workdir")
+    raise ConfigError(
+        f"workdir {workdir} is not empty and has no config.json; pass a new or " "empty --workdir"
+    )
 
 
 def load_model(model_config):
@@ -166,16 +193,18 @@ def load_model(model_config):
   try:
     model = models.get_model(model_config)
     # Shapes only: the checkpoint supplies the values, so nothing needs compiling.
-    init = jax.eval_shape(lambda key: models.init_params(model, model_config, key),
-                          jax.random.PRNGKey(0))
+    init = jax.eval_shape(
+        lambda key: models.init_params(model, model_config, key), jax.random.PRNGKey(0)
+    )
   except ValueError as e:
     raise ConfigError(f"config.model: {e}") from None
   try:
     pretrained = two_towers.load(init, model_config.init, model_config)
   except Exception as e:  # pylint: disable=broad-except  # any unreadable file is bad input here
     first = str(e).splitlines()[0] if str(e) else type(e).__name__
-    raise ConfigError(f"cannot read init checkpoint config.model.init={model_config.init!r}: "
-                      f"{first}") from None
+    raise ConfigError(
+        f"cannot read init checkpoint config.model.init={model_config.init!r}: " f"{first}"
+    ) from None
   return model, jax.device_get(pretrained)
 
 
@@ -199,7 +228,17 @@ def setup(config, workdir: Optional[str] = None) -> Experiment:
   model, pretrained = load_model(config.model)
   runs = tuple((s, seed) for s in strategies_of(config) for seed in config.seeds)
   return Experiment(
-      config=config, config_json=canonical, model=model, pretrained=pretrained, prep=prep,
-      pool=pool, pool_tokens=np.asarray(prep.texts(pool.texts)), source=InMemory(pool), test=test,
-      test_tokens=np.asarray(prep.texts(test.texts)), mesh=mesh,
-      query_modality=QUERY_MODALITIES[config.get("query_modality", "auto")], runs=runs)
+      config=config,
+      config_json=canonical,
+      model=model,
+      pretrained=pretrained,
+      prep=prep,
+      pool=pool,
+      pool_tokens=np.asarray(prep.texts(pool.texts)),
+      source=InMemory(pool),
+      test=test,
+      test_tokens=np.asarray(prep.texts(test.texts)),
+      mesh=mesh,
+      query_modality=QUERY_MODALITIES[config.get("query_modality", "auto")],
+      runs=runs,
+  )

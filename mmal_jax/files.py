@@ -1,4 +1,5 @@
 """Writing files so that no reader, and no killed run, ever sees a half-written one."""
+
 import contextlib
 import os
 import tempfile
@@ -32,6 +33,8 @@ def write_text(path, text):
 
 
 def default_cache_dir():
-  """Where caches live (synthetic data, compiled programs): $MMAL_JAX_CACHE, else ~/.cache/mmal_jax."""
-  return os.environ.get("MMAL_JAX_CACHE") or os.path.join(os.path.expanduser("~"), ".cache",
-                                                          "mmal_jax")
+  """Where caches live (synthetic data, compiled programs): $MMAL_JAX_CACHE, else
+  ~/.cache/mmal_jax."""
+  return os.environ.get("MMAL_JAX_CACHE") or os.path.join(
+      os.path.expanduser("~"), ".cache", "mmal_jax"
+  )

@@ -1,4 +1,5 @@
-"""Run outputs, rebuilt from the list of per-round records: metrics.jsonl, TensorBoard, curves.png, summary.md.
+"""Run outputs, rebuilt from the list of per-round records: metrics.jsonl, TensorBoard,
+curves.png, summary.md.
 
 A record is a flat dict: the META_KEYS below, the TIMING_KEYS, and every evaluation score (floats,
 NaN where undefined). Everything here is a pure function of the records, so a resumed run rewrites
@@ -7,6 +8,7 @@ identical outputs; files are written to a temporary name and renamed into place.
 Every write of a run goes through one `Writer`, which writes (and prints) on process 0 only
 (`jax.process_index() == 0`): with several processes, one of them owns the work directory.
 """
+
 import collections
 import json
 import math
@@ -18,7 +20,15 @@ import numpy as np
 
 from mmal_jax import files
 
-META_KEYS = ("strategy", "seed", "round", "num_queried", "num_pairs", "percent_annotated", "modality")
+META_KEYS = (
+    "strategy",
+    "seed",
+    "round",
+    "num_queried",
+    "num_pairs",
+    "percent_annotated",
+    "modality",
+)
 TIMING_KEYS = ("acquisition_seconds", "training_seconds")
 
 
@@ -50,7 +60,11 @@ def curves(records):
     out[strategy] = {}
     for name in metric_names(records) + list(TIMING_KEYS):
       vals = [np.array([r.get(name, np.nan) for r in rounds[k]], np.float64) for k in rs]
-      out[strategy][name] = (x, np.array([v.mean() for v in vals]), np.array([v.std() for v in vals]))
+      out[strategy][name] = (
+          x,
+          np.array([v.mean() for v in vals]),
+          np.array([v.std() for v in vals]),
+      )
   return out
 
 
@@ -77,10 +91,14 @@ def summary_markdown(records, *, headline, baseline="random"):
   c = curves(records)
   names = metric_names(records)
   seeds = sorted({r["seed"] for r in records})
-  lines = [f"# Results ({len(seeds)} seed{'s' * (len(seeds) > 1)}: {seeds})", "",
-           "Final round, mean +- std over seeds; seconds are totals over all rounds (mean over seeds).", "",
-           "| strategy | % annotated | " + " | ".join(names) + " | acquisition s | training s |",
-           "|---" * (len(names) + 4) + "|"]
+  lines = [
+      f"# Results ({len(seeds)} seed{'s' * (len(seeds) > 1)}: {seeds})",
+      "",
+      "Final round, mean +- std over seeds; seconds are totals over all rounds (mean over seeds).",
+      "",
+      "| strategy | % annotated | " + " | ".join(names) + " | acquisition s | training s |",
+      "|---" * (len(names) + 4) + "|",
+  ]
   totals = collections.defaultdict(lambda: collections.defaultdict(float))
   for r in records:
     for k in TIMING_KEYS:
@@ -96,20 +114,28 @@ def summary_markdown(records, *, headline, baseline="random"):
     lines.append(f"No `{baseline}` run, so no savings are reported.")
   else:
     final = c[baseline][headline][0][-1]
-    lines += [f"`{baseline}` ends at {headline} = {target:.3f} with {final:.1f}% annotated. "
-              f"Smallest % annotated at which each strategy reaches it:", "",
-              "| strategy | % annotated to reach it | saving vs " + baseline + " |", "|---|---|---|"]
+    lines += [
+        f"`{baseline}` ends at {headline} = {target:.3f} with {final:.1f}% annotated. "
+        f"Smallest % annotated at which each strategy reaches it:",
+        "",
+        "| strategy | % annotated to reach it | saving vs " + baseline + " |",
+        "|---|---|---|",
+    ]
     for strategy, p in reach.items():
-      lines.append(f"| {strategy} | {'not reached' if p is None else f'{p:.1f}'} | "
-                   f"{'-' if p is None else f'{final - p:.1f} points'} |")
+      lines.append(
+          f"| {strategy} | {'not reached' if p is None else f'{p:.1f}'} | "
+          f"{'-' if p is None else f'{final - p:.1f} points'} |"
+      )
   return "\n".join(lines) + "\n"
 
 
 def plot_curves(records, path):
   """curves.png: each metric against % annotated, one line per strategy, mean +- 0.5 std band."""
   import matplotlib  # pylint: disable=g-import-not-at-top
+
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+
   c = curves(records)
   names = metric_names(records) + list(TIMING_KEYS)
   cols = min(3, len(names))
@@ -123,7 +149,7 @@ def plot_curves(records, path):
     ax.set_title(name)
     ax.set_xlabel("% of pairs annotated")
     ax.grid(alpha=0.3)
-  for ax in list(axes.flat)[len(names):]:
+  for ax in list(axes.flat)[len(names) :]:
     ax.axis("off")
   axes.flat[0].legend(fontsize=8)
   fig.subplots_adjust(left=0.06, right=0.98, bottom=0.08, top=0.95, hspace=0.45, wspace=0.25)
@@ -135,6 +161,7 @@ def plot_curves(records, path):
 def write_tensorboard(records, logdir):
   """One TensorBoard run per strategy/seed, scalars at step = number of queries so far."""
   from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
+
   tmp, old = f"{logdir}.tmp", f"{logdir}.old"
   for d in (tmp, old):
     shutil.rmtree(d, ignore_errors=True)
@@ -167,8 +194,10 @@ def write_outputs(workdir, records, *, headline, baseline="random", plot=True):
   if records:
     if plot:
       plot_curves(records, os.path.join(workdir, "curves.png"))
-    files.write_text(os.path.join(workdir, "summary.md"),
-                 summary_markdown(records, headline=headline, baseline=baseline))
+    files.write_text(
+        os.path.join(workdir, "summary.md"),
+        summary_markdown(records, headline=headline, baseline=baseline),
+    )
 
 
 class Writer:
@@ -211,7 +240,9 @@ def progress_line(record, *, headline, done, total, seconds_per_round):
   ones take `seconds_per_round` each (the average of the rounds this process ran).
   """
   score = record.get(headline, float("nan"))
-  return (f"[{record['strategy']} seed {record['seed']}] round {record['round']} "
-          f"{record['percent_annotated']:5.1f}% annotated  {headline}={score:.3f}  "
-          f"acq {record.get('acquisition_seconds', 0.0):.1f}s train {record.get('training_seconds', 0.0):.1f}s  "
-          f"| {done}/{total} rounds, ETA {_duration(seconds_per_round * (total - done))}")
+  return (
+      f"[{record['strategy']} seed {record['seed']}] round {record['round']} "
+      f"{record['percent_annotated']:5.1f}% annotated  {headline}={score:.3f}  "
+      f"acq {record.get('acquisition_seconds', 0.0):.1f}s train {record.get('training_seconds', 0.0):.1f}s  "
+      f"| {done}/{total} rounds, ETA {_duration(seconds_per_round * (total - done))}"
+  )

@@ -13,6 +13,7 @@ whole after each round (`save` / `restore`, orbax), so a killed run continues wh
 identical results: all randomness is derived from (seed, round) with fold_in, never carried in a
 generator.
 """
+
 import dataclasses
 import os
 import time
@@ -43,6 +44,7 @@ class _Embedded:
 
   ids: per modality, the sorted item ids; z: per modality, f32[len(ids), D] in that order.
   """
+
   ids: tuple
   z: tuple
 
@@ -64,6 +66,7 @@ class RunState:
     embedded: derived, never saved: the round's embeddings (`_embed_state`), which the next
       `propose` reads; `restore` recomputes them bit-identically.
   """
+
   run_index: int
   round: int
   params: dict
@@ -75,6 +78,7 @@ class RunState:
 @dataclasses.dataclass(frozen=True)
 class _World:
   """A run's unaligned view of the pool and, when streaming, its buffers (int64 source rows)."""
+
   unaligned: unaligned_lib.Unaligned
   buffers: Optional[list]
 
@@ -87,9 +91,12 @@ class _World:
 def _world(exp, seed) -> _World:
   num_pairs = len(exp.source)
   config = exp.config
-  unaligned = unaligned_lib.make_unaligned(num_pairs, seed=seed,
-                                           missing_fraction=config.missing_fraction,
-                                           missing_modality=config.missing_modality)
+  unaligned = unaligned_lib.make_unaligned(
+      num_pairs,
+      seed=seed,
+      missing_fraction=config.missing_fraction,
+      missing_modality=config.missing_modality,
+  )
   buffers = None
   if config.stream.buffer_size:
     buffers = list(unaligned_lib.stream_buffers(num_pairs, config.stream.buffer_size, seed=seed))
@@ -119,7 +126,7 @@ def _visible(world, log, rnd):
 def _margin_ids(exp, visible):
   # Learner's order is random, so a prefix is a uniform sample (bounds the quadratic cost on big
   # pools).
-  return [v[:exp.config.eval.margin_max_items or None] for v in visible]
+  return [v[: exp.config.eval.margin_max_items or None] for v in visible]
 
 
 def _embed(exp, params, unaligned, modality, ids):
@@ -128,13 +135,23 @@ def _embed(exp, params, unaligned, modality, ids):
   out = [np.zeros((0, exp.config.model.out_dim), np.float32)]
   batch = exp.config.embed_batch_size
   for start in range(0, len(rows), _CHUNK):
-    sub = rows[start:start + _CHUNK]
+    sub = rows[start : start + _CHUNK]
     if modality == IMAGE:
-      out.append(embeddings.embed_images(exp.model, params, exp.prep.images(exp.source.images(sub)),
-                                         batch_size=batch, mesh=exp.mesh))
+      out.append(
+          embeddings.embed_images(
+              exp.model,
+              params,
+              exp.prep.images(exp.source.images(sub)),
+              batch_size=batch,
+              mesh=exp.mesh,
+          )
+      )
     else:
-      out.append(embeddings.embed_texts(exp.model, params, exp.pool_tokens[sub], batch_size=batch,
-                                        mesh=exp.mesh))
+      out.append(
+          embeddings.embed_texts(
+              exp.model, params, exp.pool_tokens[sub], batch_size=batch, mesh=exp.mesh
+          )
+      )
   return np.concatenate(out)
 
 
@@ -149,17 +166,19 @@ def _embed_state(exp, state, world, visible):
     for m, ids in enumerate(_visible(world, state.log, state.round + 1)):
       parts[m] += [ids, annotated[m]]
   ids = tuple(np.unique(np.concatenate(p)) for p in parts)
-  return _Embedded(ids, tuple(_embed(exp, state.params, world.unaligned, m, ids[m])
-                              for m in (IMAGE, TEXT)))
+  return _Embedded(
+      ids, tuple(_embed(exp, state.params, world.unaligned, m, ids[m]) for m in (IMAGE, TEXT))
+  )
 
 
 def _evaluate(exp, params, embedded, unaligned, visible):
-  """Test scores of `params`, plus the margin analysis (Table 3) on the `visible` unaligned items."""
+  """Test scores of `params`, plus the margin analysis (Table 3) on the `visible` unaligned
+  items."""
   batch = exp.config.embed_batch_size
-  zimg = embeddings.embed_images(exp.model, params, exp.prep.images(exp.test.images),
-                                 batch_size=batch, mesh=exp.mesh)
-  ztxt = embeddings.embed_texts(exp.model, params, exp.test_tokens, batch_size=batch,
-                                mesh=exp.mesh)
+  zimg = embeddings.embed_images(
+      exp.model, params, exp.prep.images(exp.test.images), batch_size=batch, mesh=exp.mesh
+  )
+  ztxt = embeddings.embed_texts(exp.model, params, exp.test_tokens, batch_size=batch, mesh=exp.mesh)
   scores = evaluation.split_scores(exp.test, zimg, ztxt)
   ids = _margin_ids(exp, visible)
   z = [embedded(m, ids[m]) for m in (IMAGE, TEXT)]
@@ -179,16 +198,28 @@ def _measure(exp, state, **extra):
   embedded = _embed_state(exp, state, world, visible)
   scores = _evaluate(exp, state.params, embedded, world.unaligned, visible)
   spent = len(state.log)
-  record = dict(strategy=strategy, seed=seed, round=state.round, num_queried=spent,
-                num_pairs=len(state.log.pairs()[0]), percent_annotated=100.0 * spent / len(exp.source),
-                **extra, **scores)
+  record = dict(
+      strategy=strategy,
+      seed=seed,
+      round=state.round,
+      num_queried=spent,
+      num_pairs=len(state.log.pairs()[0]),
+      percent_annotated=100.0 * spent / len(exp.source),
+      **extra,
+      **scores,
+  )
   return dataclasses.replace(state, embedded=embedded, records=state.records + (record,))
 
 
 def start(exp: Experiment, run_index: int, records=()) -> RunState:
   """Round 0 of run `run_index`: the pretrained model, nothing annotated, evaluated."""
-  state = RunState(run_index=run_index, round=0, params=exp.pretrained, log=Answers.empty(),
-                   records=tuple(records))
+  state = RunState(
+      run_index=run_index,
+      round=0,
+      params=exp.pretrained,
+      log=Answers.empty(),
+      records=tuple(records),
+  )
   return _measure(exp, state, modality="none", acquisition_seconds=0.0, training_seconds=0.0)
 
 
@@ -203,26 +234,40 @@ def propose(exp: Experiment, state: RunState) -> Queries:
   config, rnd = exp.config, state.round + 1
   world = _world(exp, seed)
   visible = _visible(world, state.log, rnd)
-  embedded = state.embedded or _embed_state(exp, state, world,
-                                            _visible(world, state.log, state.round))
+  embedded = state.embedded or _embed_state(
+      exp, state, world, _visible(world, state.log, state.round)
+  )
   pools = [embedded(m, visible[m]) for m in (IMAGE, TEXT)]
   annotated = [embedded(m, ids) for m, ids in enumerate(state.log.pairs())]
   select_key, _ = _keys(seed, rnd)
-  picks = acquisition.picks_for_budget(strategy, config.per_round, [len(v) for v in visible],
-                                       modality=exp.query_modality)
+  picks = acquisition.picks_for_budget(
+      strategy, config.per_round, [len(v) for v in visible], modality=exp.query_modality
+  )
   begin = time.perf_counter()
-  selection = acquisition.select(strategy, pools, annotated, batch_size=picks,
-                                 coreset_size=max(config.coreset_size, picks), key=select_key,
-                                 metric=config.metric, modality=exp.query_modality)
+  selection = acquisition.select(
+      strategy,
+      pools,
+      annotated,
+      batch_size=picks,
+      coreset_size=max(config.coreset_size, picks),
+      key=select_key,
+      metric=config.metric,
+      modality=exp.query_modality,
+  )
   seconds = time.perf_counter() - begin
   modality, index = np.asarray(selection.modality), np.asarray(selection.index)
   item = np.array([visible[m][i] for m, i in zip(modality.tolist(), index.tolist())], np.int64)
-  return Queries(modality=modality.astype(np.int64), item=item, budget=config.per_round,
-                 acquisition_seconds=seconds)
+  return Queries(
+      modality=modality.astype(np.int64),
+      item=item,
+      budget=config.per_round,
+      acquisition_seconds=seconds,
+  )
 
 
-def learn(exp: Experiment, state: RunState, answers: Answers, *,
-          acquisition_seconds: float = 0.0) -> RunState:
+def learn(
+    exp: Experiment, state: RunState, answers: Answers, *, acquisition_seconds: float = 0.0
+) -> RunState:
   """Round state.round + 1 given its `answers`: retrain from the pretrained weights on every pair
   bought so far, re-embed, evaluate; returns the next state (its record appended).
 
@@ -240,29 +285,50 @@ def learn(exp: Experiment, state: RunState, answers: Answers, *,
   _, train_key = _keys(seed, state.round + 1)
   rows = world.unaligned.rows
   begin = time.perf_counter()
-  params, _ = train.fit(exp.model, exp.pretrained, exp.prep.images(exp.source.images(rows[IMAGE][img_ids])),
-                        exp.pool_tokens[rows[TEXT][txt_ids]], exp.config.train, key=train_key,
-                        loss=exp.config.model.loss, lock_image=exp.config.model.lock_image,
-                        mesh=exp.mesh)
+  params, _ = train.fit(
+      exp.model,
+      exp.pretrained,
+      exp.prep.images(exp.source.images(rows[IMAGE][img_ids])),
+      exp.pool_tokens[rows[TEXT][txt_ids]],
+      exp.config.train,
+      key=train_key,
+      loss=exp.config.model.loss,
+      lock_image=exp.config.model.lock_image,
+      mesh=exp.mesh,
+  )
   params = jax.device_get(params)
   seconds = time.perf_counter() - begin
-  state = RunState(run_index=state.run_index, round=state.round + 1, params=params, log=log,
-                   records=state.records)
-  return _measure(exp, state, modality=answers.modalities(),
-                  acquisition_seconds=acquisition_seconds, training_seconds=seconds)
+  state = RunState(
+      run_index=state.run_index,
+      round=state.round + 1,
+      params=params,
+      log=log,
+      records=state.records,
+  )
+  return _measure(
+      exp,
+      state,
+      modality=answers.modalities(),
+      acquisition_seconds=acquisition_seconds,
+      training_seconds=seconds,
+  )
 
 
 def simulated_annotator(exp: Experiment, state: RunState) -> Oracle:
   """The simulated oracle of `state`'s run, holding its log so far."""
-  return Oracle(_world(exp, exp.runs[state.run_index][1]).unaligned.partner,
-                log=state.log.to_json())
+  return Oracle(
+      _world(exp, exp.runs[state.run_index][1]).unaligned.partner, log=state.log.to_json()
+  )
 
 
 def save(ckpt: checkpoints.Checkpointer, state: RunState):
   """Saves `state` whole (params as arrays, the rest as JSON) as step len(state.records)."""
   strategy_seed = dict(run_index=state.run_index, round=state.round)
-  ckpt.save(len(state.records), state.params,
-            dict(strategy_seed, log=state.log.to_json(), records=list(state.records)))
+  ckpt.save(
+      len(state.records),
+      state.params,
+      dict(strategy_seed, log=state.log.to_json(), records=list(state.records)),
+  )
 
 
 def restore(exp: Experiment, ckpt: checkpoints.Checkpointer) -> Optional[RunState]:
@@ -271,14 +337,19 @@ def restore(exp: Experiment, ckpt: checkpoints.Checkpointer) -> Optional[RunStat
   if step is None:
     return None
   params, saved = ckpt.restore(step, exp.pretrained)
-  state = RunState(run_index=int(saved["run_index"]), round=int(saved["round"]),
-                   params=jax.device_get(params), log=Answers.from_json(saved["log"]),
-                   records=tuple(saved["records"]))
+  state = RunState(
+      run_index=int(saved["run_index"]),
+      round=int(saved["round"]),
+      params=jax.device_get(params),
+      log=Answers.from_json(saved["log"]),
+      records=tuple(saved["records"]),
+  )
   if state.round == exp.config.rounds:  # the run is over: the next one starts afresh
     return state
   world = _world(exp, exp.runs[state.run_index][1])
-  return dataclasses.replace(state, embedded=_embed_state(exp, state, world,
-                                                          _visible(world, state.log, state.round)))
+  return dataclasses.replace(
+      state, embedded=_embed_state(exp, state, world, _visible(world, state.log, state.round))
+  )
 
 
 def train_and_evaluate(config, workdir):
@@ -297,15 +368,18 @@ def train_and_evaluate(config, workdir):
   state = restore(exp, ckpt)
   if state is not None and len(state.records) == total:
     writer.write_outputs(state.records)
-    writer.print(f"{workdir} already holds this finished run ({total} rounds): nothing to do; see "
-                 f"{os.path.join(workdir, 'summary.md')}")
+    writer.print(
+        f"{workdir} already holds this finished run ({total} rounds): nothing to do; see "
+        f"{os.path.join(workdir, 'summary.md')}"
+    )
     ckpt.close()
     return list(state.records)
   began, rounds_here = time.perf_counter(), 0
   while state is None or len(state.records) < total:
     if state is None or state.round == config.rounds:
-      state = start(exp, 0 if state is None else state.run_index + 1,
-                    () if state is None else state.records)
+      state = start(
+          exp, 0 if state is None else state.run_index + 1, () if state is None else state.records
+      )
     else:
       queries = propose(exp, state)
       answers = simulated_annotator(exp, state).answer(queries)
@@ -313,10 +387,18 @@ def train_and_evaluate(config, workdir):
     save(ckpt, state)
     writer.write_outputs(state.records, plot=state.round == config.rounds)
     rounds_here += 1
-    writer.print(logs.progress_line(state.records[-1], headline=exp.headline,
-                                    done=len(state.records), total=total,
-                                    seconds_per_round=(time.perf_counter() - began) / rounds_here))
+    writer.print(
+        logs.progress_line(
+            state.records[-1],
+            headline=exp.headline,
+            done=len(state.records),
+            total=total,
+            seconds_per_round=(time.perf_counter() - began) / rounds_here,
+        )
+    )
   ckpt.close()
-  writer.print(f"done: see {os.path.join(workdir, 'summary.md')} and curves.png, metrics.jsonl, "
-               "tensorboard/ there")
+  writer.print(
+      f"done: see {os.path.join(workdir, 'summary.md')} and curves.png, metrics.jsonl, "
+      "tensorboard/ there"
+  )
   return list(state.records)

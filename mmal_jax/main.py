@@ -6,6 +6,7 @@ The work directory (default: runs/<config file name>) receives config.json, metr
 tensorboard/, curves.png, summary.md and checkpoints/; rerunning the same command resumes a killed
 run or reports a finished one. Bad input prints one line `error: ...` and exits with status 2.
 """
+
 import os
 import sys
 
@@ -19,14 +20,21 @@ from mmal_jax import experiment
 from mmal_jax import files
 from mmal_jax import loop
 
+
 def define_flags(flag_values, argv=None):
   """Defines --config and --workdir on `flag_values`; returns their FlagHolders. `argv`: the
   command line whose --config.field overrides to define (default: sys.argv)."""
   config = config_flags.DEFINE_config_file(
-      "config", None, "Experiment config file (configs/*.py).", flag_values=flag_values,
-      lock_config=True, sys_argv=argv)
-  workdir = flags.DEFINE_string("workdir", None, "Output directory; default runs/<config file name>.",
-                                flag_values=flag_values)
+      "config",
+      None,
+      "Experiment config file (configs/*.py).",
+      flag_values=flag_values,
+      lock_config=True,
+      sys_argv=argv,
+  )
+  workdir = flags.DEFINE_string(
+      "workdir", None, "Output directory; default runs/<config file name>.", flag_values=flag_values
+  )
   return config, workdir
 
 
@@ -38,8 +46,9 @@ class UsageError(ValueError):
 
 
 def _bad_flag(e):
-  return UsageError(f"bad command line ({str(e).splitlines()[0]}); fields are set as "
-                    "--config.field=value")
+  return UsageError(
+      f"bad command line ({str(e).splitlines()[0]}); fields are set as " "--config.field=value"
+  )
 
 
 def _resolve(config_flag, workdir_flag, argv, flag_values):
@@ -54,7 +63,9 @@ def _resolve(config_flag, workdir_flag, argv, flag_values):
   except OSError as e:  # config_flags defers a config file that failed to load until it is read
     raise UsageError(f"cannot load --config: {' '.join(str(e).split())}") from None
   name = config_flags.get_config_filename(flag_values["config"])
-  return config, workdir_flag.value or os.path.join("runs", os.path.splitext(os.path.basename(name))[0])
+  return config, workdir_flag.value or os.path.join(
+      "runs", os.path.splitext(os.path.basename(name))[0]
+  )
 
 
 def parse(argv):
@@ -87,7 +98,9 @@ def main(argv):
     config, workdir = _resolve(_CONFIG, _WORKDIR, argv, flags.FLAGS)
   except UsageError as e:
     _fail(e)
-  logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO; the progress lines suffice
+  logging.set_verbosity(
+      logging.WARNING
+  )  # orbax logs every save at INFO; the progress lines suffice
   # Compiled programs persist across processes: a resumed run, or the next config, skips the
   # compiles (tens of seconds on a small CPU) that dominate short experiments.
   jax.config.update("jax_compilation_cache_dir", os.path.join(files.default_cache_dir(), "jax"))

@@ -1,5 +1,6 @@
 """The one data-parallel device mesh: built once from the config (`experiment.setup`) and handed to
 training and embedding, which shard their batches along its "data" axis."""
+
 import jax
 import numpy as np
 
@@ -13,9 +14,11 @@ def data_mesh(num_devices: int = 0) -> jax.sharding.Mesh:
   if isinstance(num_devices, bool) or not isinstance(num_devices, int) or num_devices < 0:
     raise ValueError(f"num_devices={num_devices!r} must be an int >= 0 (0: every local device)")
   if num_devices > len(devices):
-    raise ValueError(f"num_devices={num_devices} but this process has {len(devices)} local devices;"
-                     " lower it, or 0 for all of them")
-  return jax.sharding.Mesh(np.array(devices[:num_devices or None]), ("data",))
+    raise ValueError(
+        f"num_devices={num_devices} but this process has {len(devices)} local devices;"
+        " lower it, or 0 for all of them"
+    )
+  return jax.sharding.Mesh(np.array(devices[: num_devices or None]), ("data",))
 
 
 def of_devices(devices=None) -> jax.sharding.Mesh:

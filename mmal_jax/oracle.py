@@ -11,6 +11,7 @@ other implementation: it persists the queries, and its answers arrive later as t
 The run's whole query log is an `Answers` too, so a resumed run rebuilds the same oracle with
 `Oracle(partner, log=...)`.
 """
+
 import dataclasses
 from typing import Protocol
 
@@ -30,6 +31,7 @@ class Queries:
     budget: int, the queries to pay for (P >= budget leaves spares for revealed candidates).
     acquisition_seconds: float, the time the selection took (for the record).
   """
+
   modality: np.ndarray
   item: np.ndarray
   budget: int
@@ -43,6 +45,7 @@ class Answers:
   partner[j] is the id, in modality 1 - modality[j], of item[j]'s partner; -1 if it has none
   (the missing-data variant). One round's answers, or a whole run's log (`concat`).
   """
+
   modality: np.ndarray
   item: np.ndarray
   partner: np.ndarray
@@ -51,8 +54,10 @@ class Answers:
     for name in ("modality", "item", "partner"):
       object.__setattr__(self, name, np.asarray(getattr(self, name), np.int64).reshape(-1))
     if not len(self.modality) == len(self.item) == len(self.partner):
-      raise ValueError(f"Answers needs equally long modality, item, partner; got "
-                       f"{len(self.modality)}, {len(self.item)}, {len(self.partner)}")
+      raise ValueError(
+          f"Answers needs equally long modality, item, partner; got "
+          f"{len(self.modality)}, {len(self.item)}, {len(self.partner)}"
+      )
 
   @classmethod
   def empty(cls) -> "Answers":
@@ -63,15 +68,20 @@ class Answers:
     return cls(log["modality"], log["item"], log["partner"])
 
   def to_json(self) -> dict:
-    return dict(modality=self.modality.tolist(), item=self.item.tolist(),
-                partner=self.partner.tolist())
+    return dict(
+        modality=self.modality.tolist(), item=self.item.tolist(), partner=self.partner.tolist()
+    )
 
   def __len__(self) -> int:
     return len(self.item)
 
   def concat(self, other: "Answers") -> "Answers":
-    return Answers(*(np.concatenate([getattr(self, k), getattr(other, k)])
-                     for k in ("modality", "item", "partner")))
+    return Answers(
+        *(
+            np.concatenate([getattr(self, k), getattr(other, k)])
+            for k in ("modality", "item", "partner")
+        )
+    )
 
   def bought(self, modality: int, num_items: int) -> np.ndarray:
     """bool[num_items]: items of `modality` that left the unaligned pool (queried or revealed)."""
@@ -109,7 +119,8 @@ class Oracle:
   """
 
   def __init__(self, partner, log=None):
-    """partner: (int[N_0], int[N_1]); partner[m][i] is item i's partner id in modality 1 - m, -1 if none."""
+    """partner: (int[N_0], int[N_1]); partner[m][i] is item i's partner id in modality 1 - m, -1
+    if none."""
     self._partner = tuple(np.asarray(p, np.int64) for p in partner)
     if len(self._partner) != 2:
       raise ValueError(f"Oracle supports two modalities, got {len(self._partner)} partner arrays")
@@ -121,8 +132,10 @@ class Oracle:
         mine = log["modality"] == m
         items, answers = log["item"][mine], log["partner"][mine]
         if not np.array_equal(self._partner[m][items], answers):
-          raise ValueError("the oracle log does not match this pool's ground truth: "
-                           "the checkpoint belongs to another dataset")
+          raise ValueError(
+              "the oracle log does not match this pool's ground truth: "
+              "the checkpoint belongs to another dataset"
+          )
         self._bought[m][items] = True
         self._bought[1 - m][answers[answers >= 0]] = True
       self._log = {k: v.tolist() for k, v in log.items()}
@@ -147,7 +160,11 @@ class Oracle:
     """(image ids int64[K], text ids int64[K]) of the answered queries, in query order."""
     log = self.log
     answered = log["partner"] >= 0
-    item, partner, modality = log["item"][answered], log["partner"][answered], log["modality"][answered]
+    item, partner, modality = (
+        log["item"][answered],
+        log["partner"][answered],
+        log["modality"][answered],
+    )
     return np.where(modality == IMAGE, item, partner), np.where(modality == IMAGE, partner, item)
 
   def query(self, modality, item_ids):
@@ -166,8 +183,10 @@ class Oracle:
     if len(np.unique(ids)) != ids.size:
       raise ValueError("the same item is queried twice in one call")
     if self._bought[modality][ids].any():
-      raise ValueError(f"items {ids[self._bought[modality][ids]].tolist()} of modality {modality} "
-                       "were already bought")
+      raise ValueError(
+          f"items {ids[self._bought[modality][ids]].tolist()} of modality {modality} "
+          "were already bought"
+      )
     answers = self._partner[modality][ids]
     self._bought[modality][ids] = True
     self._bought[1 - modality][answers[answers >= 0]] = True

@@ -1,4 +1,5 @@
 """Test-wide setup: 8 host CPU devices so sharding and data-parallel tests run without a GPU."""
+
 import os
 
 # Must happen before JAX initializes its backends, which is why it lives here.

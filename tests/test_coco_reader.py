@@ -4,6 +4,7 @@ The tfds fixture is written by tfds itself in the real array_record layout (data
 features.json, coco_captions-<split>.array_record-* shards of tfds-serialized examples), using the
 real `coco_captions` FeaturesDict, and without TensorFlow.
 """
+
 import io
 import json
 import types
@@ -52,14 +53,25 @@ def _write_json(root, split="val2017"):
   images, annotations = [], []
   for image_id in [42, NO_CAPTION, 7, 25, 13]:
     name = f"{image_id:012d}.jpg"
-    images.append({"license": 1, "file_name": name, "coco_url": "", "height": 7, "width": 9,
-                   "date_captured": "", "flickr_url": "", "id": image_id})
+    images.append(
+        {
+            "license": 1,
+            "file_name": name,
+            "coco_url": "",
+            "height": 7,
+            "width": 9,
+            "date_captured": "",
+            "flickr_url": "",
+            "id": image_id,
+        }
+    )
     (root / split / name).write_bytes(_jpeg(_color(image_id)))
   for image_id, caps in CAPTIONS.items():
     annotations += [{"image_id": image_id, "id": ann_id, "caption": text} for ann_id, text in caps]
   annotations.reverse()
-  (root / "annotations" / f"captions_{split}.json").write_text(json.dumps(
-      {"info": {}, "licenses": [], "images": images, "annotations": annotations}))
+  (root / "annotations" / f"captions_{split}.json").write_text(
+      json.dumps({"info": {}, "licenses": [], "images": images, "annotations": annotations})
+  )
 
 
 def _check_images(images, ids):
@@ -96,8 +108,9 @@ def test_json_source_random_access(tmp_path):
   batches = list(grain.MapDataset.source(source).batch(3))
   assert [len(b["text"]) for b in batches] == [3, 1]
   assert tuple(t for b in batches for t in b["text"]) == texts
-  np.testing.assert_array_equal(np.concatenate([b["image"] for b in batches]),
-                                source.images(range(len(ids))))
+  np.testing.assert_array_equal(
+      np.concatenate([b["image"] for b in batches]), source.images(range(len(ids)))
+  )
 
 
 def test_squash_resize_keeps_whole_image(tmp_path):
@@ -105,7 +118,7 @@ def test_squash_resize_keeps_whole_image(tmp_path):
   _write_json(tmp_path)
   stripes = np.zeros((24, 96, 3), np.uint8)
   for c in range(3):
-    stripes[:, 32 * c:32 * (c + 1), c] = 255
+    stripes[:, 32 * c : 32 * (c + 1), c] = 255
   (tmp_path / "val2017" / f"{7:012d}.jpg").write_bytes(_jpeg(array=stripes))
   img = coco.load_coco_captions(tmp_path, image_size=3, max_items=1).images[0]
   np.testing.assert_array_equal(img.argmax(-1), np.tile(np.arange(3), (3, 1)))
@@ -167,9 +180,13 @@ def _tfds_example(image_id):
       "image": _jpeg(_color(image_id), size=(10, 6)),
       "image/filename": f"COCO_val2014_{image_id:012d}.jpg",
       "image/id": image_id,
-      "objects": {"id": [image_id], "area": [12], "bbox": np.array([[0.1, 0.2, 0.5, 0.6]],
-                                                                    np.float32),
-                  "label": [3], "is_crowd": [False]},
+      "objects": {
+          "id": [image_id],
+          "area": [12],
+          "bbox": np.array([[0.1, 0.2, 0.5, 0.6]], np.float32),
+          "label": [3],
+          "is_crowd": [False],
+      },
       "captions": [{"id": i, "text": t} for i, t in caps],
   }
 
@@ -198,7 +215,8 @@ def write_tfds(data_dir, splits):
   with pytest.MonkeyPatch.context() as patch:
     patch.setattr(tfds_coco, "tf", types.SimpleNamespace(int64=np.int64), raising=False)
     Fixture(data_dir=str(data_dir)).download_and_prepare(
-        file_format=tfds.core.file_adapters.FileFormat.ARRAY_RECORD)
+        file_format=tfds.core.file_adapters.FileFormat.ARRAY_RECORD
+    )
   return data_dir
 
 

@@ -1,4 +1,5 @@
 """ColorSwap reader on tiny fixtures written in the official JSON release and HF parquet layouts."""
+
 import io
 import json
 import zipfile
@@ -34,12 +35,18 @@ def _png(color, size=(7, 5), mode="RGB"):
 
 
 def _groups(split):
-  return [{"id": 100 * (split == "test") + g,
-           "caption_1": f"{split} {g} a red cup on a blue table",
-           "caption_2": f"{split} {g} a blue cup on a red table",
-           "image_1": f"images/img_{split}_{g}_1.png", "image_2": f"images/img_{split}_{g}_2.png",
-           "image_source": "midjourney", "caption_source": "human"}
-          for g in range(GROUPS[split])]
+  return [
+      {
+          "id": 100 * (split == "test") + g,
+          "caption_1": f"{split} {g} a red cup on a blue table",
+          "caption_2": f"{split} {g} a blue cup on a red table",
+          "image_1": f"images/img_{split}_{g}_1.png",
+          "image_2": f"images/img_{split}_{g}_2.png",
+          "image_source": "midjourney",
+          "caption_source": "human",
+      }
+      for g in range(GROUPS[split])
+  ]
 
 
 def _expected(split):
@@ -93,12 +100,15 @@ def test_official_release_layout(tmp_path, zipped):
   _check(colorswap.load_colorswap(tmp_path, image_size=S))
 
 
-_HF_FEATURES = {"id": {"dtype": "int64", "_type": "Value"},
-                "image_1": {"_type": "Image"}, "image_2": {"_type": "Image"},
-                "caption_1": {"dtype": "string", "_type": "Value"},
-                "caption_2": {"dtype": "string", "_type": "Value"},
-                "image_source": {"dtype": "string", "_type": "Value"},
-                "caption_source": {"dtype": "string", "_type": "Value"}}
+_HF_FEATURES = {
+    "id": {"dtype": "int64", "_type": "Value"},
+    "image_1": {"_type": "Image"},
+    "image_2": {"_type": "Image"},
+    "caption_1": {"dtype": "string", "_type": "Value"},
+    "caption_2": {"dtype": "string", "_type": "Value"},
+    "image_source": {"dtype": "string", "_type": "Value"},
+    "caption_source": {"dtype": "string", "_type": "Value"},
+}
 _IMAGE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
 
 
@@ -108,8 +118,12 @@ def _hf_table(split, groups=None):
   cols = {"id": pa.array([g["id"] for g in groups], pa.int64())}
   for j in (1, 2):
     cols[f"image_{j}"] = pa.array(
-        [{"bytes": _image_bytes(split, g["id"] % 100, j - 1), "path": f"img_{g['id']}_{j}.png"}
-         for g in groups], _IMAGE)
+        [
+            {"bytes": _image_bytes(split, g["id"] % 100, j - 1), "path": f"img_{g['id']}_{j}.png"}
+            for g in groups
+        ],
+        _IMAGE,
+    )
   for key in ("caption_1", "caption_2", "image_source", "caption_source"):
     cols[key] = pa.array([g[key] for g in groups], pa.string())
   meta = {"huggingface": json.dumps({"info": {"features": _HF_FEATURES}})}
@@ -144,7 +158,7 @@ def test_squash_resize_keeps_whole_image(tmp_path):
   _write_official(tmp_path)
   stripes = np.zeros((12, 60, 3), np.uint8)
   for c in range(3):
-    stripes[:, 20 * c:20 * (c + 1), c] = 255
+    stripes[:, 20 * c : 20 * (c + 1), c] = 255
   buf = io.BytesIO()
   PIL.Image.fromarray(stripes).save(buf, "PNG")
   (tmp_path / "images" / "img_train_0_1.png").write_bytes(buf.getvalue())
@@ -174,8 +188,10 @@ def test_official_errors(tmp_path):
   (tmp_path / "images" / "img_train_2_1.png").write_bytes(b"not a png")
   _error(tmp_path, "record 2", "id=2", "img_train_2_1.png", "unreadable image")
 
-  for field, value, fragment in (("caption_2", None, "missing field 'caption_2'"),
-                                 ("caption_1", 7, "'caption_1' is int")):
+  for field, value, fragment in (
+      ("caption_2", None, "missing field 'caption_2'"),
+      ("caption_1", 7, "'caption_1' is int"),
+  ):
     _write_official(tmp_path)
     groups = _groups("train")
     if value is None:
@@ -213,8 +229,9 @@ def test_parquet_errors(tmp_path):
 
   table = _hf_table("train")
   broken = [dict(s, bytes=b"\x89PNG garbage") for s in table.column("image_1").to_pylist()]
-  pq.write_table(table.set_column(1, "image_1", pa.array(broken, _IMAGE)),
-                 tmp_path / "train-0.parquet")
+  pq.write_table(
+      table.set_column(1, "image_1", pa.array(broken, _IMAGE)), tmp_path / "train-0.parquet"
+  )
   _error(tmp_path, "train-0.parquet", "row 0", "image_1", "unreadable image")
 
   (tmp_path / "test-0.parquet").write_bytes(b"PAR1 not really")

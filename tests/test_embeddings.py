@@ -1,4 +1,5 @@
 """embed_images / embed_texts: padded fixed-size batches equal one unbatched forward pass."""
+
 import jax
 import ml_collections
 import numpy as np
@@ -9,10 +10,17 @@ from mmal_jax import models
 
 
 def small_config():
-  return ml_collections.ConfigDict(dict(
-      image_size=16, image=dict(variant="mu/8", pool_type="map"),
-      text=dict(variant="mu", vocab_size=50, max_len=6), out_dim=16,
-      temperature_init=10.0, bias_init=-10.0, loss="sigmoid"))
+  return ml_collections.ConfigDict(
+      dict(
+          image_size=16,
+          image=dict(variant="mu/8", pool_type="map"),
+          text=dict(variant="mu", vocab_size=50, max_len=6),
+          out_dim=16,
+          temperature_init=10.0,
+          bias_init=-10.0,
+          loss="sigmoid",
+      )
+  )
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +44,9 @@ def test_batched_equals_direct_and_compiles_once(setup):
   np.testing.assert_allclose(ztxt, ztxt_ref, atol=1e-5)
   np.testing.assert_allclose(np.linalg.norm(zimg, axis=1), 1.0, rtol=1e-5)
   compiled = embeddings._embed._cache_size()  # pylint: disable=protected-access
-  np.testing.assert_allclose(embeddings.embed_images(model, params, images[:3], batch_size=8),
-                             zimg_ref[:3], atol=1e-5)
+  np.testing.assert_allclose(
+      embeddings.embed_images(model, params, images[:3], batch_size=8), zimg_ref[:3], atol=1e-5
+  )
   assert embeddings.embed_texts(model, params, tokens[:0], batch_size=8).shape == (0, 16)
   assert embeddings._embed._cache_size() == compiled  # pylint: disable=protected-access
 

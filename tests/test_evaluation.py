@@ -1,4 +1,5 @@
 """Evaluation against brute-force NumPy float64 references written here."""
+
 import itertools
 
 import numpy as np
@@ -17,7 +18,9 @@ def _ref_colorswap(sim):
   for s in np.asarray(sim, np.float64):
     text = s[0, 0] > s[1, 0] and s[1, 1] > s[0, 1]
     image = s[0, 0] > s[0, 1] and s[1, 1] > s[1, 0]
-    totals = {perm: sum(s[c, perm[c]] for c in range(2)) for perm in itertools.permutations(range(2))}
+    totals = {
+        perm: sum(s[c, perm[c]] for c in range(2)) for perm in itertools.permutations(range(2))
+    }
     truth = totals.pop((0, 1))
     out["text"].append(text)
     out["image"].append(image)
@@ -58,7 +61,9 @@ def test_colorswap_similarity_layout():
 def test_recall_at_1_matches_reference():
   rng = np.random.default_rng(2)
   zimg = _unit(rng.normal(size=(300, 16)))
-  ztxt = _unit(zimg + 1.2 * rng.normal(size=zimg.shape))  # noisy captions: recall strictly in (0, 1)
+  ztxt = _unit(
+      zimg + 1.2 * rng.normal(size=zimg.shape)
+  )  # noisy captions: recall strictly in (0, 1)
   sim = zimg.astype(np.float64) @ ztxt.astype(np.float64).T
   want_i2t = float(np.mean(sim.argmax(1) == np.arange(300)))
   want_t2i = float(np.mean(sim.argmax(0) == np.arange(300)))
@@ -86,7 +91,9 @@ def test_margin_analysis_matches_reference():
   c1, m1 = _ref_margins(zimg, ztxt, img_partner)
   c2, m2 = _ref_margins(ztxt, zimg, txt_partner)
   correct, margin = np.concatenate([c1, c2]), np.concatenate([m1, m2])
-  got = evaluation.margin_analysis(zimg.astype(np.float32), ztxt.astype(np.float32), img_partner, txt_partner)
+  got = evaluation.margin_analysis(
+      zimg.astype(np.float32), ztxt.astype(np.float32), img_partner, txt_partner
+  )
   assert 0 < correct.mean() < 1
   assert got["margin_correct"] == pytest.approx(margin[correct].mean(), abs=1e-5)
   assert got["margin_incorrect"] == pytest.approx(margin[~correct].mean(), abs=1e-5)
@@ -95,7 +102,9 @@ def test_margin_analysis_matches_reference():
 
 def test_pseudo_align_chunks_agree_with_one_block():
   rng = np.random.default_rng(4)
-  q, k = _unit(rng.normal(size=(37, 6))).astype(np.float32), _unit(rng.normal(size=(20, 6))).astype(np.float32)
+  q, k = _unit(rng.normal(size=(37, 6))).astype(np.float32), _unit(rng.normal(size=(20, 6))).astype(
+      np.float32
+  )
   best, margin = evaluation.pseudo_align(q, k, chunk=8)  # 37 rows: 5 chunks, the last padded
   ref_best = (q.astype(np.float64) @ k.T.astype(np.float64)).argmax(1)
   np.testing.assert_array_equal(best, ref_best)
@@ -117,7 +126,9 @@ def test_margin_analysis_empty_groups_are_nan():
   z = _unit(np.eye(3, 4))
   all_correct = evaluation.margin_analysis(z, z, np.arange(3), np.arange(3))
   assert all_correct["pseudo_align_acc"] == 1.0
-  assert np.isnan(all_correct["margin_incorrect"]) and all_correct["margin_correct"] == pytest.approx(1.0)
+  assert np.isnan(all_correct["margin_incorrect"]) and all_correct[
+      "margin_correct"
+  ] == pytest.approx(1.0)
   too_small = evaluation.margin_analysis(z[:1], z[:1], np.zeros(1, int), np.zeros(1, int))
   assert all(np.isnan(v) for v in too_small.values())
 
@@ -133,6 +144,7 @@ def test_bad_shapes_raise():
 
 def test_split_scores_follow_the_test_split_type():
   from mmal_jax.data import ColorSwapGroups, DataError, Pairs  # pylint: disable=g-import-not-at-top
+
   rng = np.random.default_rng(3)
   zimg, ztxt = _unit(rng.normal(size=(6, 4))), _unit(rng.normal(size=(6, 4)))
   pairs = Pairs(images=np.zeros((6, 2, 2, 3), np.uint8), texts=tuple("abcdef"))

@@ -1,4 +1,5 @@
 """Outputs rebuilt from records: aggregation over seeds, savings, and the files a run leaves behind."""
+
 import json
 import os
 
@@ -10,15 +11,31 @@ from mmal_jax import logs
 
 def _records():
   """Two strategies x two seeds x three rounds with hand-picked group scores."""
-  group = {("random", 0): [0.1, 0.2, 0.3], ("random", 1): [0.1, 0.4, 0.5],
-           ("ours", 0): [0.1, 0.45, 0.6], ("ours", 1): [0.1, 0.35, 0.7]}
+  group = {
+      ("random", 0): [0.1, 0.2, 0.3],
+      ("random", 1): [0.1, 0.4, 0.5],
+      ("ours", 0): [0.1, 0.45, 0.6],
+      ("ours", 1): [0.1, 0.35, 0.7],
+  }
   out = []
   for (strategy, seed), scores in group.items():
     for rnd, g in enumerate(scores):
-      out.append(dict(strategy=strategy, seed=seed, round=rnd, num_queried=10 * rnd, num_pairs=10 * rnd,
-                      percent_annotated=5.0 * rnd, modality=-1 if rnd == 0 else 1, group=g,
-                      text=g + 0.1, margin_incorrect=float("nan") if rnd == 0 else 0.01 * rnd,
-                      acquisition_seconds=0.5 * rnd, training_seconds=float(rnd)))
+      out.append(
+          dict(
+              strategy=strategy,
+              seed=seed,
+              round=rnd,
+              num_queried=10 * rnd,
+              num_pairs=10 * rnd,
+              percent_annotated=5.0 * rnd,
+              modality=-1 if rnd == 0 else 1,
+              group=g,
+              text=g + 0.1,
+              margin_incorrect=float("nan") if rnd == 0 else 0.01 * rnd,
+              acquisition_seconds=0.5 * rnd,
+              training_seconds=float(rnd),
+          )
+      )
   return out
 
 
@@ -46,7 +63,9 @@ def test_write_outputs(tmp_path):
   lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
   assert len(lines) == len(records)
   first = json.loads(lines[0])
-  assert first["strategy"] == "random" and first["margin_incorrect"] is None  # NaN -> null (strict JSON)
+  assert (
+      first["strategy"] == "random" and first["margin_incorrect"] is None
+  )  # NaN -> null (strict JSON)
   summary = (tmp_path / "summary.md").read_text()
   assert "| ours | 10.0 | 0.650 +- 0.050" in summary
   assert "| ours | 5.0 | 5.0 points |" in summary
@@ -62,13 +81,14 @@ def test_write_outputs(tmp_path):
 def _read_scalars(run_dir, tag):
   """Parses TFRecord-framed Event protos (u64 length, u32 crc, payload, u32 crc) without TensorFlow."""
   from tensorboardX.proto import event_pb2  # pylint: disable=g-import-not-at-top
+
   out = []
   for name in os.listdir(run_dir):
     data = (run_dir / name).read_bytes()
     pos = 0
     while pos < len(data):
-      length = int.from_bytes(data[pos:pos + 8], "little")
-      event = event_pb2.Event.FromString(data[pos + 12:pos + 12 + length])
+      length = int.from_bytes(data[pos : pos + 8], "little")
+      event = event_pb2.Event.FromString(data[pos + 12 : pos + 12 + length])
       pos += 16 + length
       out += [(event.step, v.simple_value) for v in event.summary.value if v.tag == tag]
   return out
@@ -82,8 +102,12 @@ def test_tensorboard_scalars_readable(tmp_path):
 
 
 def test_progress_line_eta():
-  line = logs.progress_line(_records()[4], headline="group", done=5, total=12, seconds_per_round=30.0)
-  assert "round 1" in line and "group=0.400" in line and "5/12 rounds" in line and "ETA 3m30s" in line
+  line = logs.progress_line(
+      _records()[4], headline="group", done=5, total=12, seconds_per_round=30.0
+  )
+  assert (
+      "round 1" in line and "group=0.400" in line and "5/12 rounds" in line and "ETA 3m30s" in line
+  )
 
 
 def test_writer_off_process_zero_writes_and_prints_nothing(tmp_path, capsys):
@@ -99,5 +123,10 @@ def test_writer_off_process_zero_writes_and_prints_nothing(tmp_path, capsys):
   writer.write_outputs(_records(), plot=False)
   writer.print("a line")
   assert (workdir / "config.json").read_text() == '{"a": 1}'
-  assert sorted(os.listdir(workdir)) == ["config.json", "metrics.jsonl", "summary.md", "tensorboard"]
+  assert sorted(os.listdir(workdir)) == [
+      "config.json",
+      "metrics.jsonl",
+      "summary.md",
+      "tensorboard",
+  ]
   assert capsys.readouterr().out == "a line\n"

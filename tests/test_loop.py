@@ -1,5 +1,6 @@
 """The loop end to end on a tiny config: outputs, budget accounting, streaming, finished reruns, and
 resume after a real SIGKILL giving the same metrics as an uninterrupted run."""
+
 import json
 import os
 import signal
@@ -18,18 +19,40 @@ from mmal_jax.training import checkpoints
 from configs import siglip_colorswap
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = dict(num_train_groups=20, num_test_groups=4, per_round=4, rounds=2, coreset_size=8, epochs=1,
-            batch_size=8)
-FLAGS = ["--config.data.num_train_groups=20", "--config.data.num_test_groups=4", "--config.per_round=4",
-         "--config.rounds=2", "--config.coreset_size=8", "--config.train.epochs=1",
-         "--config.train.batch_size=8", "--config.embed_batch_size=32", "--config.strategies=('ours','random')"]
+TINY = dict(
+    num_train_groups=20,
+    num_test_groups=4,
+    per_round=4,
+    rounds=2,
+    coreset_size=8,
+    epochs=1,
+    batch_size=8,
+)
+FLAGS = [
+    "--config.data.num_train_groups=20",
+    "--config.data.num_test_groups=4",
+    "--config.per_round=4",
+    "--config.rounds=2",
+    "--config.coreset_size=8",
+    "--config.train.epochs=1",
+    "--config.train.batch_size=8",
+    "--config.embed_batch_size=32",
+    "--config.strategies=('ours','random')",
+]
 
 
 def _tiny_config():
   config = siglip_colorswap.get_config()
-  config.data.update(num_train_groups=TINY["num_train_groups"], num_test_groups=TINY["num_test_groups"])
-  config.update(per_round=TINY["per_round"], rounds=TINY["rounds"], coreset_size=TINY["coreset_size"],
-                strategies=("ours", "random"), embed_batch_size=32)
+  config.data.update(
+      num_train_groups=TINY["num_train_groups"], num_test_groups=TINY["num_test_groups"]
+  )
+  config.update(
+      per_round=TINY["per_round"],
+      rounds=TINY["rounds"],
+      coreset_size=TINY["coreset_size"],
+      strategies=("ours", "random"),
+      embed_batch_size=32,
+  )
   config.train.update(epochs=TINY["epochs"], batch_size=TINY["batch_size"])
   return config
 
@@ -66,7 +89,9 @@ def reference(tmp_path_factory):
 def test_uninterrupted_run(reference):
   workdir, records, _ = reference
   pool = 2 * TINY["num_train_groups"]
-  assert [(r["strategy"], r["round"]) for r in records] == [(s, k) for s in ("ours", "random") for k in range(3)]
+  assert [(r["strategy"], r["round"]) for r in records] == [
+      (s, k) for s in ("ours", "random") for k in range(3)
+  ]
   for r in records:
     assert r["num_queried"] == TINY["per_round"] * r["round"]
     assert r["num_pairs"] == r["num_queried"]  # no missing data: every query is answered
@@ -87,21 +112,44 @@ def test_uninterrupted_run(reference):
 def test_finished_workdir_is_not_recomputed(reference):
   workdir, records, cache = reference
   before = sorted(os.listdir(os.path.join(workdir, "checkpoints")))
-  proc = subprocess.run([sys.executable, "-m", "mmal_jax.main", "--config=configs/siglip_colorswap.py",
-                         f"--workdir={workdir}", *FLAGS], cwd=ROOT, capture_output=True, text=True,
-                        timeout=300, env=dict(os.environ, MMAL_JAX_CACHE=cache))
+  proc = subprocess.run(
+      [
+          sys.executable,
+          "-m",
+          "mmal_jax.main",
+          "--config=configs/siglip_colorswap.py",
+          f"--workdir={workdir}",
+          *FLAGS,
+      ],
+      cwd=ROOT,
+      capture_output=True,
+      text=True,
+      timeout=300,
+      env=dict(os.environ, MMAL_JAX_CACHE=cache),
+  )
   assert proc.returncode == 0, proc.stderr
   assert "already holds this finished run" in proc.stdout
   assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == before
-  assert _without_timings(_read_metrics(workdir)) == _without_timings(json.loads(json.dumps(records).replace("NaN", "null")))
+  assert _without_timings(_read_metrics(workdir)) == _without_timings(
+      json.loads(json.dumps(records).replace("NaN", "null"))
+  )
 
 
 def test_resume_after_sigkill_matches_uninterrupted(reference, tmp_path):
   ref_dir, _, cache = reference
   workdir = str(tmp_path / "run")
-  cmd = [sys.executable, "-m", "mmal_jax.main", "--config=configs/siglip_colorswap.py", f"--workdir={workdir}", *FLAGS]
+  cmd = [
+      sys.executable,
+      "-m",
+      "mmal_jax.main",
+      "--config=configs/siglip_colorswap.py",
+      f"--workdir={workdir}",
+      *FLAGS,
+  ]
   env = dict(os.environ, MMAL_JAX_CACHE=cache)
-  proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+  proc = subprocess.Popen(
+      cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+  )
   progress = 0
   for line in proc.stdout:  # kill in the middle of the first run (after its round 1)
     progress += "rounds, ETA" in line
@@ -135,7 +183,7 @@ def test_stream_picks_only_from_the_current_buffer(tmp_path, reference):
   rows = np.array([view.rows[m][i] for m, i in zip(log["modality"], log["item"])])
   assert len(np.unique(rows)) == 8  # the oracle log: 8 distinct source pairs bought
   for rnd in (1, 2):
-    assert np.isin(rows[4 * (rnd - 1):4 * rnd], buffers[rnd - 1]).all()
+    assert np.isin(rows[4 * (rnd - 1) : 4 * rnd], buffers[rnd - 1]).all()
 
 
 def test_each_item_is_embedded_once_per_round(tmp_path, reference, monkeypatch):
@@ -165,6 +213,7 @@ def test_each_item_is_embedded_once_per_round(tmp_path, reference, monkeypatch):
 
 def test_buy_skips_partners_revealed_this_round():
   from mmal_jax.oracle import Oracle, Queries  # pylint: disable=g-import-not-at-top
+
   perm = np.array([2, 0, 3, 1])  # text k pairs with image perm[k]
   img_partner = np.argsort(perm)
   oracle = Oracle((img_partner, perm))
@@ -193,6 +242,8 @@ def test_round_api_by_hand_matches_the_driver(reference):
   assert len(answers) == TINY["per_round"]
   nxt = loop.learn(exp, state, answers)
   assert nxt.round == 1 and len(nxt.log) == TINY["per_round"] and len(state.log) == 0
-  assert json.dumps(_without_timings(list(nxt.records))) == json.dumps(_without_timings(records[:2]))
+  assert json.dumps(_without_timings(list(nxt.records))) == json.dumps(
+      _without_timings(records[:2])
+  )
   with pytest.raises(ValueError, match="already bought"):
     loop.learn(exp, nxt, answers)

@@ -2,6 +2,7 @@
 
 Validation runs before the model is trained, so each case costs one interpreter start (~seconds).
 """
+
 import os
 import subprocess
 import sys
@@ -12,15 +13,27 @@ from mmal_jax import loop
 from configs import siglip_colorswap
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = ["--config.data.num_train_groups=20", "--config.data.num_test_groups=4", "--config.per_round=4",
-        "--config.rounds=2", "--config.coreset_size=8", "--config.train.epochs=1",
-        "--config.train.batch_size=8"]
+TINY = [
+    "--config.data.num_train_groups=20",
+    "--config.data.num_test_groups=4",
+    "--config.per_round=4",
+    "--config.rounds=2",
+    "--config.coreset_size=8",
+    "--config.train.epochs=1",
+    "--config.train.batch_size=8",
+]
 
 
 def _cli(*args, cache_dir, cwd=ROOT):
   env = dict(os.environ, MMAL_JAX_CACHE=str(cache_dir))
-  return subprocess.run([sys.executable, "-m", "mmal_jax.main", *args], cwd=cwd, env=env,
-                        capture_output=True, text=True, timeout=300)
+  return subprocess.run(
+      [sys.executable, "-m", "mmal_jax.main", *args],
+      cwd=cwd,
+      env=env,
+      capture_output=True,
+      text=True,
+      timeout=300,
+  )
 
 
 def _one_error_line(proc):
@@ -30,12 +43,18 @@ def _one_error_line(proc):
   return lines[0]
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--config=configs/does_not_exist.py"], "does_not_exist.py"),
-    (["--config=configs/siglip_colorswap.py", "--config.strategies=ours,bogus"], "bogus"),
-    (["--config=configs/siglip_colorswap.py", "--config.no_such_field=1"], "no_such_field"),
-    (["--config=configs/siglip_colorswap.py", "--config.rounds=40", *TINY[:2]], "exceeds the pool"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--config=configs/does_not_exist.py"], "does_not_exist.py"),
+        (["--config=configs/siglip_colorswap.py", "--config.strategies=ours,bogus"], "bogus"),
+        (["--config=configs/siglip_colorswap.py", "--config.no_such_field=1"], "no_such_field"),
+        (
+            ["--config=configs/siglip_colorswap.py", "--config.rounds=40", *TINY[:2]],
+            "exceeds the pool",
+        ),
+    ],
+)
 def test_cli_bad_input(tmp_path, args, words):
   workdir = tmp_path / "run"
   line = _one_error_line(_cli(*args, f"--workdir={workdir}", cache_dir=tmp_path / "cache"))
@@ -47,9 +66,15 @@ def test_config_loads_from_another_directory(tmp_path):
   # The strategy check runs after the config file is imported, so reaching it proves the import
   # (of configs/ building on mmal_jax.defaults) worked outside the repository root.
   config = os.path.join(ROOT, "configs", "siglip_colorswap.py")
-  line = _one_error_line(_cli(f"--config={config}", "--config.strategies=ours,bogus",
-                              f"--workdir={tmp_path / 'run'}", cache_dir=tmp_path / "cache",
-                              cwd=tmp_path))
+  line = _one_error_line(
+      _cli(
+          f"--config={config}",
+          "--config.strategies=ours,bogus",
+          f"--workdir={tmp_path / 'run'}",
+          cache_dir=tmp_path / "cache",
+          cwd=tmp_path,
+      )
+  )
   assert "bogus" in line
 
 
@@ -66,15 +91,18 @@ def _config(**overrides):
   return config
 
 
-@pytest.mark.parametrize("overrides, words", [
-    (dict(per_round=0), "per_round"),
-    (dict(coreset_size=2), "coreset_size"),
-    (dict(seeds=(0, 0)), "seeds"),
-    (dict(missing_fraction=1.5), "missing_fraction"),
-    (dict(model__init="/nonexistent/ckpt.npz"), "init checkpoint"),
-    (dict(query_modality="sideways"), "query_modality"),
-    (dict(num_devices=10**6), "num_devices"),
-])
+@pytest.mark.parametrize(
+    "overrides, words",
+    [
+        (dict(per_round=0), "per_round"),
+        (dict(coreset_size=2), "coreset_size"),
+        (dict(seeds=(0, 0)), "seeds"),
+        (dict(missing_fraction=1.5), "missing_fraction"),
+        (dict(model__init="/nonexistent/ckpt.npz"), "init checkpoint"),
+        (dict(query_modality="sideways"), "query_modality"),
+        (dict(num_devices=10**6), "num_devices"),
+    ],
+)
 def test_bad_config_raises_before_writing(tmp_path, overrides, words):
   workdir = tmp_path / "run"
   with pytest.raises(loop.ConfigError, match=words):

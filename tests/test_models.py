@@ -1,4 +1,5 @@
 """Two-tower model: big_vision parameter layout, and outputs vs a NumPy float64 forward pass."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -51,20 +52,24 @@ def test_clip_layout_has_no_bias():
 
 
 def test_variants_match_big_vision_table():
-  assert vit.decode_variant("B/16") == dict(width=768, depth=12, mlp_dim=3072, num_heads=12,
-                                            patch_size=(16, 16))
+  assert vit.decode_variant("B/16") == dict(
+      width=768, depth=12, mlp_dim=3072, num_heads=12, patch_size=(16, 16)
+  )
   assert vit.decode_variant("So400m/14")["mlp_dim"] == 4304
   assert vit.decode_variant("L")["depth"] == 24 and "patch_size" not in vit.decode_variant("L")
   with pytest.raises(ValueError, match="unknown model variant"):
     vit.decode_variant("Q/16")
 
 
-@pytest.mark.parametrize("change, match", [
-    (dict(bias_init=None), "bias_init"),
-    (dict(image=dict(variant="mu/8", colour=1)), "unknown keys"),
-    (dict(text=dict(variant="mu", max_len=6)), "vocab_size"),
-    (dict(text=dict(variant="mu/8", vocab_size=50, max_len=6)), "patch size"),
-])
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (dict(bias_init=None), "bias_init"),
+        (dict(image=dict(variant="mu/8", colour=1)), "unknown keys"),
+        (dict(text=dict(variant="mu", max_len=6)), "vocab_size"),
+        (dict(text=dict(variant="mu/8", vocab_size=50, max_len=6)), "patch size"),
+    ],
+)
 def test_bad_configs_raise(change, match):
   with pytest.raises(ValueError, match=match):
     models.get_model(small_config(**change))
@@ -78,7 +83,7 @@ def _ln(x, p, eps=1e-6):
 
 
 def _gelu(x):  # flax's default (tanh approximation)
-  return 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3)))
+  return 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x**3)))
 
 
 def _dense(x, p):
@@ -139,14 +144,17 @@ def ref_text(p, tokens):
 
 @pytest.mark.parametrize("pool, remat", [("map", None), ("gap", "nothing_saveable")])
 def test_forward_matches_numpy_reference(pool, remat):
-  cfg = small_config(image=dict(variant="mu/8", pool_type=pool, depth=2, remat_policy=remat),
-                     text=dict(variant="mu", vocab_size=50, max_len=6, remat_policy=remat))
+  cfg = small_config(
+      image=dict(variant="mu/8", pool_type=pool, depth=2, remat_policy=remat),
+      text=dict(variant="mu", vocab_size=50, max_len=6, remat_policy=remat),
+  )
   model, shapes = _shapes(cfg)
   # Random values everywhere (not the init's zeros/ones), so that every parameter matters.
   rng = np.random.default_rng(0)
   params = jax.tree.map(
       lambda s: rng.normal(1.0 if s.shape == (32,) else 0.0, 0.3, s.shape).astype(np.float32),
-      shapes)
+      shapes,
+  )
   image = rng.uniform(-1, 1, (3, 16, 16, 3)).astype(np.float32)
   tokens = rng.integers(0, 50, (3, 6)).astype(np.int32)
   zimg, ztxt, out = jax.jit(model.apply)({"params": params}, image, tokens)
@@ -159,10 +167,10 @@ def test_forward_matches_numpy_reference(pool, remat):
 
 def test_remat_keeps_the_tree_and_the_gradients():
   plain = small_config(image=dict(variant="mu/8", pool_type="map", depth=2))
-  remat = small_config(image=dict(variant="mu/8", pool_type="map", depth=2,
-                                  remat_policy="nothing_saveable"),
-                       text=dict(variant="mu", vocab_size=50, max_len=6,
-                                 remat_policy="dots_saveable"))
+  remat = small_config(
+      image=dict(variant="mu/8", pool_type="map", depth=2, remat_policy="nothing_saveable"),
+      text=dict(variant="mu", vocab_size=50, max_len=6, remat_policy="dots_saveable"),
+  )
   rng = np.random.default_rng(1)
   image = rng.uniform(-1, 1, (4, 16, 16, 3)).astype(np.float32)
   tokens = rng.integers(0, 50, (4, 6)).astype(np.int32)

@@ -1,4 +1,5 @@
 """big_vision .npz checkpoints: round trip, released-file layout, and clear errors."""
+
 import os
 
 import jax
@@ -35,7 +36,8 @@ def test_round_trip_and_file_layout(tmp_path):
     keys = set(f.files)
     np.testing.assert_array_equal(
         f["params/img/Transformer/encoderblock_0/LayerNorm_0/scale"],
-        params["img"]["Transformer"]["encoderblock_0"]["LayerNorm_0"]["scale"])
+        params["img"]["Transformer"]["encoderblock_0"]["LayerNorm_0"]["scale"],
+    )
   assert "params/txt/head/kernel" in keys and "params/t" in keys and "params/b" in keys
   assert _nested_equal(npz.load_big_vision_npz(path), params)
   loaded = two_towers.load(params, path, small_config())
@@ -48,12 +50,14 @@ def test_loads_file_written_as_big_vision_does(tmp_path):
   cfg = small_config()
   params = _random_params(cfg, 1)
   flat = {}
+
   def walk(node, prefix):
     for k, v in node.items():
       if isinstance(v, dict):
         walk(v, f"{prefix}{k}/")
       else:
         flat[prefix + k] = v
+
   walk(params, "")
   np.savez(tmp_path / "bv.npz", **{f"params/{k}": v for k, v in flat.items()})
   np.savez(tmp_path / "plain.npz", **flat)
@@ -64,7 +68,9 @@ def test_loads_file_written_as_big_vision_does(tmp_path):
 
 def test_mismatched_checkpoint_lists_keys(tmp_path):
   path = str(tmp_path / "other.npz")
-  npz.save_big_vision_npz(_random_params(small_config(out_dim=8, bias_init=None, loss="softmax"), 0), path)
+  npz.save_big_vision_npz(
+      _random_params(small_config(out_dim=8, bias_init=None, loss="softmax"), 0), path
+  )
   with pytest.raises(npz.CheckpointError) as e:
     two_towers.load(_random_params(small_config(), 0), path, small_config())
   msg = str(e.value)
@@ -84,7 +90,7 @@ def test_missing_and_truncated_files(tmp_path):
   path = tmp_path / "ckpt.npz"
   npz.save_big_vision_npz(_random_params(small_config(), 0), str(path))
   data = path.read_bytes()
-  path.write_bytes(data[:len(data) // 2])
+  path.write_bytes(data[: len(data) // 2])
   with pytest.raises(npz.CheckpointError, match="truncated or corrupt"):
     npz.load_big_vision_npz(str(path))
   path.write_bytes(b"")

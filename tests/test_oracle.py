@@ -1,4 +1,5 @@
 """Oracle: answers from the truth, one unit per query, no double purchase, exact replay from its log."""
+
 import json
 
 import numpy as np
@@ -62,6 +63,7 @@ def test_log_replay_rebuilds_state():
 
 def test_answer_buys_a_batch_in_order_and_the_log_replays_the_bought_sets():
   from mmal_jax.oracle import Answers, Queries  # pylint: disable=g-import-not-at-top
+
   img_partner, txt_partner = _truth()
   o = Oracle((img_partner, txt_partner))
   # Candidates best first: image 0 (reveals text 1), text 1 (revealed: skipped, unpaid), image 4

@@ -1,4 +1,5 @@
 """Preprocessor.from_config: value range, resizing, tokenization, and the embedded vocabulary."""
+
 import os
 
 import ml_collections
@@ -13,9 +14,13 @@ ASSETS = os.path.join(os.path.dirname(preprocess.__file__), os.pardir, "assets")
 
 
 def _config(**tokenizer):
-  return ml_collections.ConfigDict(dict(
-      image_size=8, text=dict(vocab_size=64, max_len=6),
-      tokenizer=dict(kind="word", **tokenizer)))
+  return ml_collections.ConfigDict(
+      dict(
+          image_size=8,
+          text=dict(vocab_size=64, max_len=6),
+          tokenizer=dict(kind="word", **tokenizer),
+      )
+  )
 
 
 def test_images_map_uint8_to_minus_one_one():
@@ -49,7 +54,8 @@ def test_embedded_word_tokenizer_ids():
   ids = {w: i + 3 for i, w in enumerate(words)}
   np.testing.assert_array_equal(tokens[0], [ids["a"], ids["red"], ids["circle"], 1, 1, 1])
   np.testing.assert_array_equal(
-      tokens[1], [ids["the"], ids["square"], ids["is"], ids["blue"], ids["and"], 1])
+      tokens[1], [ids["the"], ids["square"], ids["is"], ids["blue"], ids["and"], 1]
+  )
 
 
 def test_explicit_word_lists_and_files(tmp_path):
@@ -70,15 +76,18 @@ def test_committed_vocabulary_matches_the_generator():
     assert tuple(f.read().splitlines()) == synthetic.vocabulary()
 
 
-@pytest.mark.parametrize("change,match", [
-    (dict(tokenizer=dict(kind="bpe")), "tokenizer.kind"),
-    (dict(tokenizer=dict(kind="sentencepiece")), "tokenizer.path"),
-    (dict(tokenizer=dict(kind="sentencepiece", path="/nonexistent.model")), "does not exist"),
-    (dict(tokenizer=dict(kind="word", vocab_path="/nonexistent.txt")), "does not exist"),
-    (dict(text=dict(vocab_size=10, max_len=6)), "vocab_size"),
-    (dict(image_size=0), "image_size"),
-    (dict(text=dict(vocab_size=64, max_len=0)), "max_len"),
-])
+@pytest.mark.parametrize(
+    "change,match",
+    [
+        (dict(tokenizer=dict(kind="bpe")), "tokenizer.kind"),
+        (dict(tokenizer=dict(kind="sentencepiece")), "tokenizer.path"),
+        (dict(tokenizer=dict(kind="sentencepiece", path="/nonexistent.model")), "does not exist"),
+        (dict(tokenizer=dict(kind="word", vocab_path="/nonexistent.txt")), "does not exist"),
+        (dict(text=dict(vocab_size=10, max_len=6)), "vocab_size"),
+        (dict(image_size=0), "image_size"),
+        (dict(text=dict(vocab_size=64, max_len=0)), "max_len"),
+    ],
+)
 def test_bad_configs_raise_one_clear_error(change, match):
   config = _config()
   config.update(change)

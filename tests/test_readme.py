@@ -9,6 +9,7 @@ fixture data that replaces the README's placeholder paths. The big_vision checkp
 needs a B/16 checkpoint this test does not have: it must get as far as reading `/ckpt.npz`, which
 proves that every field it sets exists and that tokenizer, data and model were built.
 """
+
 import os
 import pathlib
 import re
@@ -25,9 +26,16 @@ import test_colorswap_reader
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 DEFAULT = "--config=configs/siglip_colorswap.py"
 # Sizes only: appended after the README's flags, so that each command runs in seconds.
-TINY = ["--config.per_round=1", "--config.rounds=1", "--config.coreset_size=2",
-        "--config.train.epochs=1", "--config.train.batch_size=4", "--config.embed_batch_size=8",
-        "--config.data.num_train_groups=4", "--config.data.num_test_groups=2"]
+TINY = [
+    "--config.per_round=1",
+    "--config.rounds=1",
+    "--config.coreset_size=2",
+    "--config.train.epochs=1",
+    "--config.train.batch_size=4",
+    "--config.embed_batch_size=8",
+    "--config.data.num_train_groups=4",
+    "--config.data.num_test_groups=2",
+]
 # Appended unless the README sets them.
 SMALL = {"--config.strategies": "--config.strategies=ours", "--config.seeds": "--config.seeds=0"}
 
@@ -59,9 +67,13 @@ COMMANDS = readme_commands((ROOT / "README.md").read_text())
 
 def test_the_readme_has_the_commands_it_should():
   joined = [" ".join(c) for c in COMMANDS]
-  for words in ("--config.data.name=colorswap --config.data.path=/data/colorswap",
-                "siglip_coco_stream.py --config.data.format=tfds", "--config.model.init=/ckpt.npz",
-                "--config=configs/lit_colorswap.py", "--config.missing_fraction=0.2"):
+  for words in (
+      "--config.data.name=colorswap --config.data.path=/data/colorswap",
+      "siglip_coco_stream.py --config.data.format=tfds",
+      "--config.model.init=/ckpt.npz",
+      "--config=configs/lit_colorswap.py",
+      "--config.missing_fraction=0.2",
+  ):
     assert any(words in c for c in joined), words
 
 
@@ -73,8 +85,11 @@ def fixtures(tmp_path_factory):
   for split in ("train2017", "val2017"):
     test_coco_reader._write_json(root / "coco", split)  # pylint: disable=protected-access
   test_coco_reader.write_tfds(root / "tfds", {"train": [5, 8, 2, 11], "val": [3, 4, 6, 7]})
-  return {"/data/colorswap": root / "colorswap", "/data/coco": root / "coco",
-          "/data/tfds": root / "tfds"}
+  return {
+      "/data/colorswap": root / "colorswap",
+      "/data/coco": root / "coco",
+      "/data/tfds": root / "tfds",
+  }
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -90,21 +105,35 @@ def cache(tmp_path_factory):
 
 def _sp_model(directory):
   sentencepiece = pytest.importorskip("sentencepiece")
-  lines = ["a red cube to the left of a blue ball", "a blue cube to the left of a red ball",
-           "the green circle is above the yellow square", "two small dogs play on the grass",
-           "a cat sleeps next to a red chair"] * 4
+  lines = [
+      "a red cube to the left of a blue ball",
+      "a blue cube to the left of a red ball",
+      "the green circle is above the yellow square",
+      "two small dogs play on the grass",
+      "a cat sleeps next to a red chair",
+  ] * 4
   (directory / "corpus.txt").write_text("\n".join(lines) + "\n")
   sentencepiece.SentencePieceTrainer.train(
-      input=str(directory / "corpus.txt"), model_prefix=str(directory / "sp"), vocab_size=40,
-      model_type="unigram", pad_id=0, eos_id=1, unk_id=2, bos_id=-1, minloglevel=2)
+      input=str(directory / "corpus.txt"),
+      model_prefix=str(directory / "sp"),
+      vocab_size=40,
+      model_type="unigram",
+      pad_id=0,
+      eos_id=1,
+      unk_id=2,
+      bos_id=-1,
+      minloglevel=2,
+  )
   return str(directory / "sp.model")
 
 
 @pytest.mark.parametrize("args", COMMANDS, ids=[" ".join(c)[:80] for c in COMMANDS])
 def test_readme_command_runs(args, fixtures, tmp_path, monkeypatch):
   monkeypatch.chdir(ROOT)  # the README's commands run from the repository root
-  args = [a.split("=", 1)[0] + "=" + str(tmp_path / "run") if a.startswith("--workdir=") else a
-          for a in args]
+  args = [
+      a.split("=", 1)[0] + "=" + str(tmp_path / "run") if a.startswith("--workdir=") else a
+      for a in args
+  ]
   for placeholder, path in fixtures.items():
     args = [a.replace(placeholder, str(path)) for a in args]
   args = [a.replace("/spm.model", _sp_model(tmp_path)) if "/spm.model" in a else a for a in args]

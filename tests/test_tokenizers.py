@@ -1,4 +1,5 @@
 """Word and sentencepiece tokenizers: ids, sticky EOS, padding, and clear errors."""
+
 import numpy as np
 import pytest
 import sentencepiece
@@ -11,9 +12,9 @@ def test_word_tokenizer_ids_by_hand():
   assert tok.vocab_size == 7
   got = tok(["A red cube.", "a BLUE cube, a red", "green"])
   # <pad>=0 <eos>=1 <unk>=2, then red=3 cube=4 a=5 blue=6; sticky EOS, padded with EOS.
-  np.testing.assert_array_equal(got, [[5, 3, 4, 1, 1],
-                                      [5, 6, 4, 5, 1],   # cut to max_len - 1 words + EOS
-                                      [2, 1, 1, 1, 1]])
+  np.testing.assert_array_equal(
+      got, [[5, 3, 4, 1, 1], [5, 6, 4, 5, 1], [2, 1, 1, 1, 1]]  # cut to max_len - 1 words + EOS
+  )
   assert got.dtype == np.int32
   no_eos = tokenizers.WordTokenizer(["red"], max_len=3, eos="none", pad_value=0)
   np.testing.assert_array_equal(no_eos(["red red red red"]), [[3, 3, 3]])
@@ -25,13 +26,16 @@ def test_word_tokenizer_from_texts_orders_by_count():
   assert tok.words == ("a", "b", "c")
 
 
-@pytest.mark.parametrize("make, match", [
-    (lambda: tokenizers.WordTokenizer(["a", "a"], 4), "unique"),
-    (lambda: tokenizers.WordTokenizer(["a"], 0), "max_len"),
-    (lambda: tokenizers.WordTokenizer(["a"], 4, eos="maybe"), "eos"),
-    (lambda: tokenizers.WordTokenizer(["a"], 4)("a b"), "sequence of strings"),
-    (lambda: tokenizers.SentencePieceTokenizer("/nonexistent/sp.model", 8), "does not exist"),
-])
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: tokenizers.WordTokenizer(["a", "a"], 4), "unique"),
+        (lambda: tokenizers.WordTokenizer(["a"], 0), "max_len"),
+        (lambda: tokenizers.WordTokenizer(["a"], 4, eos="maybe"), "eos"),
+        (lambda: tokenizers.WordTokenizer(["a"], 4)("a b"), "sequence of strings"),
+        (lambda: tokenizers.SentencePieceTokenizer("/nonexistent/sp.model", 8), "does not exist"),
+    ],
+)
 def test_bad_arguments_raise(make, match):
   with pytest.raises(ValueError, match=match):
     make()
@@ -40,14 +44,26 @@ def test_bad_arguments_raise(make, match):
 @pytest.fixture(scope="module")
 def sp_model(tmp_path_factory):
   d = tmp_path_factory.mktemp("sp")
-  lines = ["a red cube to the left of a blue ball", "a blue cube to the left of a red ball",
-           "the green circle is above the yellow square", "two small dogs play on the grass",
-           "a cat sleeps next to a red chair"] * 4
+  lines = [
+      "a red cube to the left of a blue ball",
+      "a blue cube to the left of a red ball",
+      "the green circle is above the yellow square",
+      "two small dogs play on the grass",
+      "a cat sleeps next to a red chair",
+  ] * 4
   (d / "corpus.txt").write_text("\n".join(lines) + "\n")
   # Ids as in big_vision's c4_en vocabulary: pad=0, eos=1, unk=2.
   sentencepiece.SentencePieceTrainer.train(
-      input=str(d / "corpus.txt"), model_prefix=str(d / "sp"), vocab_size=40,
-      model_type="unigram", pad_id=0, eos_id=1, unk_id=2, bos_id=-1, minloglevel=2)
+      input=str(d / "corpus.txt"),
+      model_prefix=str(d / "sp"),
+      vocab_size=40,
+      model_type="unigram",
+      pad_id=0,
+      eos_id=1,
+      unk_id=2,
+      bos_id=-1,
+      minloglevel=2,
+  )
   return str(d / "sp.model")
 
 

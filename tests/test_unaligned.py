@@ -1,4 +1,5 @@
 """The unaligned view, the oracle's truth, the missing-data variant and streams."""
+
 import numpy as np
 import pytest
 
@@ -48,8 +49,15 @@ def test_deterministic_per_seed():
   assert not np.array_equal(a.partner[0], c.partner[0])
 
 
-@pytest.mark.parametrize("kwargs", [dict(missing_fraction=1.0), dict(missing_fraction=-0.1),
-                                    dict(missing_fraction=0.96), dict(missing_modality=2)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(missing_fraction=1.0),
+        dict(missing_fraction=-0.1),
+        dict(missing_fraction=0.96),
+        dict(missing_modality=2),
+    ],
+)
 def test_make_unaligned_rejects_bad_options(kwargs):
   with pytest.raises(DataError):
     unaligned.make_unaligned(10, seed=0, **kwargs)
@@ -60,7 +68,9 @@ def test_make_unaligned_rejects_empty_pool():
     unaligned.make_unaligned(0, seed=0)
 
 
-@pytest.mark.parametrize("num_items,buffer_size", [(1, 4), (2, 1), (10, 3), (1000, 64), (4097, 1000)])
+@pytest.mark.parametrize(
+    "num_items,buffer_size", [(1, 4), (2, 1), (10, 3), (1000, 64), (4097, 1000)]
+)
 def test_stream_buffers_partition_the_items(num_items, buffer_size):
   buffers = list(unaligned.stream_buffers(num_items, buffer_size, seed=3))
   sizes = [len(b) for b in buffers]
@@ -108,6 +118,7 @@ def test_selection_depends_on_items_not_on_pool_order(annotate):
   """
   acquisition = pytest.importorskip("mmal_jax.acquisition")
   import jax  # pylint: disable=import-outside-toplevel
+
   rng = np.random.default_rng(0)
   num_pairs, d = 120, 8
   z_img = rng.normal(size=(num_pairs, d))
@@ -115,16 +126,23 @@ def test_selection_depends_on_items_not_on_pool_order(annotate):
   rows = [(z / np.linalg.norm(z, axis=1, keepdims=True)).astype(np.float32) for z in (z_img, z_txt)]
   u = unaligned.make_unaligned(num_pairs, seed=1, missing_fraction=0.1)
   # Annotate 10 pairs (images with partners): they leave the pools and become the centers.
-  bought = [u.order[0][u.partner[0][u.order[0]] >= 0][:10 if annotate else 0]]
+  bought = [u.order[0][u.partner[0][u.order[0]] >= 0][: 10 if annotate else 0]]
   bought.append(u.partner[0][bought[0]])
   annotated = [rows[m][u.rows[m][bought[m]]] for m in (0, 1)]
 
   def picks(view):
     keep = [~np.isin(view.order[m], bought[m]) for m in (0, 1)]
-    view = unaligned.Unaligned(order=tuple(view.order[m][keep[m]] for m in (0, 1)),
-                               partner=view.partner, rows=view.rows)
-    sel = acquisition.select("ours", _learner_pools(view, rows), annotated, batch_size=6,
-                             coreset_size=15, key=jax.random.PRNGKey(0))
+    view = unaligned.Unaligned(
+        order=tuple(view.order[m][keep[m]] for m in (0, 1)), partner=view.partner, rows=view.rows
+    )
+    sel = acquisition.select(
+        "ours",
+        _learner_pools(view, rows),
+        annotated,
+        batch_size=6,
+        coreset_size=15,
+        key=jax.random.PRNGKey(0),
+    )
     return {(int(m), int(view.order[m][i])) for m, i in zip(sel.modality, sel.index)}
 
   base = picks(u)

@@ -12,13 +12,23 @@ The test split of a ColorSwap-style dataset comes back as `ColorSwapGroups` (sco
 retrieval test split as plain `Pairs` (scored by recall@1). The real readers are imported only
 when asked for, so that the embedded default works without their optional dependencies.
 """
+
 import inspect
 
 from mmal_jax.data.pairs import ColorSwapGroups, ColorSwapSplits, DataError, InMemory, Pairs
 from mmal_jax.data.pairs import Shards, Source
 
-__all__ = ["ColorSwapGroups", "ColorSwapSplits", "DataError", "InMemory", "Pairs", "Shards",
-           "Source", "load_dataset", "DATASET_NAMES"]
+__all__ = [
+    "ColorSwapGroups",
+    "ColorSwapSplits",
+    "DataError",
+    "InMemory",
+    "Pairs",
+    "Shards",
+    "Source",
+    "load_dataset",
+    "DATASET_NAMES",
+]
 
 DATASET_NAMES = ("synthetic_colorswap", "colorswap", "coco")
 _REQUIRED = dict(colorswap="path", coco="root")  # a reader's positional argument: no default
@@ -36,11 +46,14 @@ def _fields(data_config):
 def _reader(name):
   if name == "synthetic_colorswap":
     from mmal_jax.data import synthetic  # pylint: disable=g-import-not-at-top
+
     return synthetic.colorswap_like
   if name == "colorswap":
     from mmal_jax.data import colorswap  # pylint: disable=g-import-not-at-top
+
     return colorswap.load_colorswap
   from mmal_jax.data import coco  # pylint: disable=g-import-not-at-top
+
   return coco.load_coco
 
 
@@ -53,11 +66,16 @@ def load_dataset(data_config, *, image_size: int) -> tuple[Pairs, Pairs]:
     raise DataError(f"config.data.name={name!r} is not a known dataset; use one of {DATASET_NAMES}")
   required = _REQUIRED.get(name)
   if required and fields.get(required) in (None, ""):
-    raise DataError(f"config.data.{required} is required for data.name={name!r}; set it on the"
-                    f" command line, e.g. --config.data.{required}=/path/to/data")
+    raise DataError(
+        f"config.data.{required} is required for data.name={name!r}; set it on the"
+        f" command line, e.g. --config.data.{required}=/path/to/data"
+    )
   reader = _reader(name)
-  takes = [p.name for p in inspect.signature(reader).parameters.values()
-           if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "image_size"]
+  takes = [
+      p.name
+      for p in inspect.signature(reader).parameters.values()
+      if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "image_size"
+  ]
   kwargs = {k: v for k, v in fields.items() if k in takes}
   if name == "synthetic_colorswap":  # its generator options come as one dict, `mix`
     kwargs.update(fields.get("mix") or {})

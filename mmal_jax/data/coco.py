@@ -12,6 +12,7 @@ release, sentence id in tfds): stable whatever order the file lists them in.
 
 Images are decoded and resized by `mmal_jax.data.images`.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,6 +25,7 @@ import numpy as np
 from mmal_jax.data.images import Record, decode_image, decode_images, why
 from mmal_jax.data.pairs import DataError, Pairs
 
+
 class Source:
   """N (image, caption) records read on demand (a `pairs.Source`): memory is bounded by the ids
   you ask for.
@@ -32,8 +34,14 @@ class Source:
   118k-image split can be streamed in buffers (e.g. from `unaligned.stream_buffers`).
   """
 
-  def __init__(self, num_items: int, read: Callable[[Sequence[int]], list[Record]], *,
-               image_size: int, num_threads: int = 4):
+  def __init__(
+      self,
+      num_items: int,
+      read: Callable[[Sequence[int]], list[Record]],
+      *,
+      image_size: int,
+      num_threads: int = 4,
+  ):
     _check_args(image_size, None)
     self._num_items = num_items
     self._read = read
@@ -70,8 +78,9 @@ class Source:
     texts = []
     for start in range(0, len(self), batch_size):
       records = self._records(range(start, min(start + batch_size, len(self))))
-      images[start:start + len(records)] = decode_images(records, self.image_size,
-                                                         num_threads=self._num_threads)
+      images[start : start + len(records)] = decode_images(
+          records, self.image_size, num_threads=self._num_threads
+      )
       texts.extend(text for _, text, _ in records)
     return Pairs(images=images, texts=tuple(texts))
 
@@ -85,34 +94,47 @@ def _check_args(image_size, max_items):
 
 def _load_json(path: pathlib.Path) -> dict:
   if not path.is_file():
-    raise DataError(f"{path}: COCO captions file not found; expected the official"
-                    f" annotations/captions_<split>.json under the COCO root")
+    raise DataError(
+        f"{path}: COCO captions file not found; expected the official"
+        f" annotations/captions_<split>.json under the COCO root"
+    )
   try:
     with path.open("rb") as f:
       data = json.load(f)
   except (ValueError, UnicodeDecodeError) as e:
-    raise DataError(f"{path}: not valid JSON ({why(e)}); re-extract"
-                    " annotations_trainval*.zip") from None
-  if not isinstance(data, dict) or not isinstance(data.get("images"), list) \
-      or not isinstance(data.get("annotations"), list):
-    raise DataError(f"{path}: expected a COCO captions object with 'images' and 'annotations'"
-                    " lists; pass the official captions_<split>.json")
+    raise DataError(
+        f"{path}: not valid JSON ({why(e)}); re-extract" " annotations_trainval*.zip"
+    ) from None
+  if (
+      not isinstance(data, dict)
+      or not isinstance(data.get("images"), list)
+      or not isinstance(data.get("annotations"), list)
+  ):
+    raise DataError(
+        f"{path}: expected a COCO captions object with 'images' and 'annotations'"
+        " lists; pass the official captions_<split>.json"
+    )
   return data
 
 
 def _field(record, key, types, path, what, index):
   if not isinstance(record, dict) or key not in record:
-    raise DataError(f"{path}: {what}[{index}] has no {key!r} field; every COCO {what} record needs"
-                    f" it (is this the official captions file?)")
+    raise DataError(
+        f"{path}: {what}[{index}] has no {key!r} field; every COCO {what} record needs"
+        f" it (is this the official captions file?)"
+    )
   value = record[key]
   if not isinstance(value, types) or isinstance(value, bool):
-    raise DataError(f"{path}: {what}[{index}] {key!r} is {type(value).__name__} {value!r:.60},"
-                    f" expected {' or '.join(t.__name__ for t in types)}; fix the record")
+    raise DataError(
+        f"{path}: {what}[{index}] {key!r} is {type(value).__name__} {value!r:.60},"
+        f" expected {' or '.join(t.__name__ for t in types)}; fix the record"
+    )
   return value
 
 
-def coco_json_source(root, *, split: str = "val2017", image_size: int,
-                     max_items: int | None = None) -> Source:
+def coco_json_source(
+    root, *, split: str = "val2017", image_size: int, max_items: int | None = None
+) -> Source:
   """Lazy Source over the official COCO captions release (see module doc for layout).
 
   Items are the split's captioned images sorted by image id (images without a caption are
@@ -130,34 +152,43 @@ def coco_json_source(root, *, split: str = "val2017", image_size: int,
   first = {}  # image id -> (annotation id, caption)
   for i, rec in enumerate(data["annotations"]):
     image_id = _field(rec, "image_id", (int,), path, "annotations", i)
-    ann = (_field(rec, "id", (int,), path, "annotations", i),
-           _field(rec, "caption", (str,), path, "annotations", i))
+    ann = (
+        _field(rec, "id", (int,), path, "annotations", i),
+        _field(rec, "caption", (str,), path, "annotations", i),
+    )
     if image_id not in file_names:
-      raise DataError(f"{path}: annotations[{i}] (id={ann[0]}) refers to image_id={image_id},"
-                      " which is not in 'images'; the file is inconsistent, re-extract it")
+      raise DataError(
+          f"{path}: annotations[{i}] (id={ann[0]}) refers to image_id={image_id},"
+          " which is not in 'images'; the file is inconsistent, re-extract it"
+      )
     if image_id not in first or ann < first[image_id]:
       first[image_id] = ann
-  ids = sorted(first)[:None if max_items is None else int(max_items)]
+  ids = sorted(first)[: None if max_items is None else int(max_items)]
   if not ids:
     raise DataError(f"{path}: no captioned images; pass a captions file with annotations")
   image_dir = root / split
   present = set(os.listdir(image_dir)) if image_dir.is_dir() else set()
-  missing = [i for i in ids
-             if file_names[i] not in present and not (image_dir / file_names[i]).is_file()]
+  missing = [
+      i for i in ids if file_names[i] not in present and not (image_dir / file_names[i]).is_file()
+  ]
   if missing:
-    raise DataError(f"{image_dir / file_names[missing[0]]}: image file not found (image id="
-                    f"{missing[0]} in {path}; {len(missing)} of {len(ids)} missing); extract"
-                    f" {split}.zip into {image_dir}")
+    raise DataError(
+        f"{image_dir / file_names[missing[0]]}: image file not found (image id="
+        f"{missing[0]} in {path}; {len(missing)} of {len(ids)} missing); extract"
+        f" {split}.zip into {image_dir}"
+    )
   files = [image_dir / file_names[i] for i in ids]
   texts = [first[i][1] for i in ids]
 
   def read(idx):
     return [(files[k], texts[k], f"COCO {path} image id={ids[k]} ({files[k]})") for k in idx]
+
   return Source(len(ids), read, image_size=image_size)
 
 
-def load_coco_captions(root, *, split: str = "val2017", image_size: int,
-                       max_items: int | None = None) -> Pairs:
+def load_coco_captions(
+    root, *, split: str = "val2017", image_size: int, max_items: int | None = None
+) -> Pairs:
   """Pairs (uint8[N, S, S, 3] images, first captions) from the official COCO captions release."""
   return coco_json_source(root, split=split, image_size=image_size, max_items=max_items).pairs()
 
@@ -168,18 +199,22 @@ def _tfds_dataset_dir(data_dir: pathlib.Path) -> pathlib.Path:
     return data_dir
   base = data_dir / "coco_captions" if (data_dir / "coco_captions").is_dir() else data_dir
   # data_dir may be the tfds root, its coco_captions/ or coco_captions/<config>/; newest version.
-  candidates = sorted([*base.glob("*/*/dataset_info.json"), *base.glob("*/dataset_info.json")],
-                      key=lambda p: tuple(int(x) for x in p.parent.name.split(".")
-                                          if x.isdigit()))
+  candidates = sorted(
+      [*base.glob("*/*/dataset_info.json"), *base.glob("*/dataset_info.json")],
+      key=lambda p: tuple(int(x) for x in p.parent.name.split(".") if x.isdigit()),
+  )
   if not candidates:
-    raise DataError(f"{data_dir}: no prepared coco_captions dataset (expected"
-                    " coco_captions/2014/<version>/dataset_info.json); prepare it with"
-                    " `tfds build coco_captions --file_format=array_record --data_dir=...`")
+    raise DataError(
+        f"{data_dir}: no prepared coco_captions dataset (expected"
+        " coco_captions/2014/<version>/dataset_info.json); prepare it with"
+        " `tfds build coco_captions --file_format=array_record --data_dir=...`"
+    )
   return candidates[-1].parent
 
 
-def coco_tfds_source(data_dir, *, split: str, image_size: int,
-                     max_items: int | None = None) -> Source:
+def coco_tfds_source(
+    data_dir, *, split: str, image_size: int, max_items: int | None = None
+) -> Source:
   """Lazy Source over a prepared tfds `coco_captions` (array_record), without TensorFlow.
 
   Items are the split's records in stored order, first `max_items` of them; each text is the
@@ -189,25 +224,34 @@ def coco_tfds_source(data_dir, *, split: str, image_size: int,
   try:
     import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   except ImportError:
-    raise DataError("reading tfds coco_captions needs tensorflow-datasets and array-record"
-                    " (no TensorFlow): pip install 'mmal_jax[data]'") from None
+    raise DataError(
+        "reading tfds coco_captions needs tensorflow-datasets and array-record"
+        " (no TensorFlow): pip install 'mmal_jax[data]'"
+    ) from None
   dataset_dir = _tfds_dataset_dir(pathlib.Path(data_dir))
   try:
     builder = tfds.builder_from_directory(os.fspath(dataset_dir))
   except Exception as e:  # tfds raises many types for a broken dataset_info.json / features.json
-    raise DataError(f"{dataset_dir}: cannot read the tfds dataset metadata ({why(e)});"
-                    " re-prepare coco_captions") from None
+    raise DataError(
+        f"{dataset_dir}: cannot read the tfds dataset metadata ({why(e)});"
+        " re-prepare coco_captions"
+    ) from None
   info = builder.info
   if info.name != "coco_captions":
-    raise DataError(f"{dataset_dir}: holds tfds dataset {info.name!r}, not 'coco_captions';"
-                    " point data_dir at the coco_captions data")
+    raise DataError(
+        f"{dataset_dir}: holds tfds dataset {info.name!r}, not 'coco_captions';"
+        " point data_dir at the coco_captions data"
+    )
   random_access = info.available_file_formats() & set(
-      tfds.core.file_adapters.FileFormat.with_random_access())
+      tfds.core.file_adapters.FileFormat.with_random_access()
+  )
   if not random_access:
-    raise DataError(f"{dataset_dir}: prepared as {getattr(info.file_format, 'value', None)}, which"
-                    " has no random access; re-prepare with `tfds build coco_captions"
-                    " --file_format=array_record`"
-                    " or convert with `tfds convert_format --out_file_format=array_record`")
+    raise DataError(
+        f"{dataset_dir}: prepared as {getattr(info.file_format, 'value', None)}, which"
+        " has no random access; re-prepare with `tfds build coco_captions"
+        " --file_format=array_record`"
+        " or convert with `tfds convert_format --out_file_format=array_record`"
+    )
   if split not in info.splits:
     raise DataError(f"{dataset_dir}: no split {split!r}; available: {sorted(info.splits)}")
   # SkipDecoding keeps the JPEG bytes, so we decode (at reduced scale) only what is asked for.
@@ -221,40 +265,54 @@ def coco_tfds_source(data_dir, *, split: str, image_size: int,
       where += f" (image/id={int(ex['image/id'])})"
       ids, texts = list(captions["id"]), list(captions["text"])
     except (KeyError, TypeError) as e:
-      raise DataError(f"{where}: malformed coco_captions record ({why(e)});"
-                      " re-prepare the dataset") from None
+      raise DataError(
+          f"{where}: malformed coco_captions record ({why(e)});" " re-prepare the dataset"
+      ) from None
     if not texts or not isinstance(image, bytes):
-      raise DataError(f"{where}: record has {'no captions' if not texts else 'no image bytes'};"
-                      " re-prepare the dataset or use a split whose records all have captions")
+      raise DataError(
+          f"{where}: record has {'no captions' if not texts else 'no image bytes'};"
+          " re-prepare the dataset or use a split whose records all have captions"
+      )
     text = texts[int(np.argmin(ids))]
     return image, text.decode("utf-8") if isinstance(text, bytes) else str(text), where
 
   def read(idx):
     return [record(k, ex) for k, ex in zip(idx, data.__getitems__(idx))]
+
   return Source(num_items, read, image_size=image_size)
 
 
-def load_coco_tfds(data_dir, *, split: str, image_size: int,
-                   max_items: int | None = None) -> Pairs:
+def load_coco_tfds(data_dir, *, split: str, image_size: int, max_items: int | None = None) -> Pairs:
   """Pairs (uint8[N, S, S, 3] images, first captions) from a prepared tfds coco_captions."""
-  return coco_tfds_source(data_dir, split=split, image_size=image_size,
-                          max_items=max_items).pairs()
+  return coco_tfds_source(data_dir, split=split, image_size=image_size, max_items=max_items).pairs()
 
 
 FORMATS = ("json", "tfds")
 
 
-def load_coco(root, *, image_size: int, format: str = "json",  # pylint: disable=redefined-builtin
-              pool_split: str | None = None, test_split: str | None = None,
-              max_pool_items: int | None = None, max_test_items: int | None = None
-              ) -> tuple[Pairs, Pairs]:
+def load_coco(
+    root,
+    *,
+    image_size: int,
+    format: str = "json",  # pylint: disable=redefined-builtin
+    pool_split: str | None = None,
+    test_split: str | None = None,
+    max_pool_items: int | None = None,
+    max_test_items: int | None = None,
+) -> tuple[Pairs, Pairs]:
   """(pool, test) Pairs of one COCO layout: `format` "json" (official release under `root`,
   splits default train2017 / val2017) or "tfds" (a coco_captions data_dir, splits train / val)."""
   if format not in FORMATS:
-    raise DataError(f"config.data.format={format!r} is not a COCO format; use 'json' (official"
-                    " annotations + image folders) or 'tfds' (coco_captions data_dir)")
+    raise DataError(
+        f"config.data.format={format!r} is not a COCO format; use 'json' (official"
+        " annotations + image folders) or 'tfds' (coco_captions data_dir)"
+    )
   load = load_coco_captions if format == "json" else load_coco_tfds
   pool_default, test_default = ("train2017", "val2017") if format == "json" else ("train", "val")
-  pool = load(root, split=pool_split or pool_default, image_size=image_size, max_items=max_pool_items)
-  test = load(root, split=test_split or test_default, image_size=image_size, max_items=max_test_items)
+  pool = load(
+      root, split=pool_split or pool_default, image_size=image_size, max_items=max_pool_items
+  )
+  test = load(
+      root, split=test_split or test_default, image_size=image_size, max_items=max_test_items
+  )
   return pool, test

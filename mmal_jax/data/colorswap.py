@@ -15,6 +15,7 @@ order (700 train groups -> the 1,400-pair pool, 300 test groups in the real data
 captions and the images are read; image_source and caption_source are metadata. Images are decoded
 and squashed to S x S exactly as in `images.decode_image`.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,12 +37,15 @@ def load_colorswap(path, *, image_size: int) -> ColorSwapSplits:
   """ColorSwapSplits (uint8[2G, S, S, 3] images) from an official release dir or HF parquet dir."""
   path = pathlib.Path(path)
   if not path.exists():
-    raise DataError(f"{path}: ColorSwap path not found; pass the release folder holding"
-                    " train.json/test.json or the folder of the Hugging Face parquet files")
+    raise DataError(
+        f"{path}: ColorSwap path not found; pass the release folder holding"
+        " train.json/test.json or the folder of the Hugging Face parquet files"
+    )
   if not (isinstance(image_size, (int, np.integer)) and image_size >= 1):
     raise DataError(f"image_size must be a positive int, got {image_size!r}")
-  release = next((d for d in (path, path / "data")
-                  if all((d / f"{s}.json").is_file() for s in SPLITS)), None)
+  release = next(
+      (d for d in (path, path / "data") if all((d / f"{s}.json").is_file() for s in SPLITS)), None
+  )
   if release is not None:
     readers = {s: _official_split(release, s) for s in SPLITS}  # validates both before decoding
   else:
@@ -53,7 +57,7 @@ def _decode(num_groups: int, batches: Iterator[list[Record]], image_size: int) -
   images = np.empty((2 * num_groups, image_size, image_size, 3), np.uint8)
   texts, start = [], 0
   for records in batches:
-    images[start:start + len(records)] = decode_images(records, image_size)
+    images[start : start + len(records)] = decode_images(records, image_size)
     texts.extend(caption for _, caption, _ in records)
     start += len(records)
   return Pairs(images=images, texts=tuple(texts))
@@ -61,17 +65,24 @@ def _decode(num_groups: int, batches: Iterator[list[Record]], image_size: int) -
 
 def _check_group(group, where: str, image_type: type, image_desc: str):
   if not isinstance(group, dict):
-    raise DataError(f"{where}: a group must be an object with {FIELDS}, got"
-                    f" {type(group).__name__}; fix the record")
+    raise DataError(
+        f"{where}: a group must be an object with {FIELDS}, got"
+        f" {type(group).__name__}; fix the record"
+    )
   for key in FIELDS:
     if key not in group:
       raise DataError(f"{where}: missing field {key!r}; every ColorSwap group needs {FIELDS}")
-  for key, want, desc in (("caption_1", str, "a string"), ("caption_2", str, "a string"),
-                          ("image_1", image_type, image_desc),
-                          ("image_2", image_type, image_desc)):
+  for key, want, desc in (
+      ("caption_1", str, "a string"),
+      ("caption_2", str, "a string"),
+      ("image_1", image_type, image_desc),
+      ("image_2", image_type, image_desc),
+  ):
     if not isinstance(group[key], want):
-      raise DataError(f"{where}: field {key!r} is {type(group[key]).__name__}"
-                      f" {group[key]!r:.60}, expected {desc}; fix the record")
+      raise DataError(
+          f"{where}: field {key!r} is {type(group[key]).__name__}"
+          f" {group[key]!r:.60}, expected {desc}; fix the record"
+      )
 
 
 def _official_split(release: pathlib.Path, split: str):
@@ -80,11 +91,14 @@ def _official_split(release: pathlib.Path, split: str):
   try:
     groups = json.loads(json_path.read_bytes())
   except (ValueError, UnicodeDecodeError) as e:
-    raise DataError(f"{json_path}: not valid JSON ({why(e)}); re-extract the ColorSwap"
-                    " release") from None
+    raise DataError(
+        f"{json_path}: not valid JSON ({why(e)}); re-extract the ColorSwap" " release"
+    ) from None
   if not isinstance(groups, list):
-    raise DataError(f"{json_path}: expected a list of ColorSwap groups, got"
-                    f" {type(groups).__name__}; pass the official {split}.json")
+    raise DataError(
+        f"{json_path}: expected a list of ColorSwap groups, got"
+        f" {type(groups).__name__}; pass the official {split}.json"
+    )
   zip_path = release / "images.zip"
   members = None  # file name -> zip member, only opened when an image is not extracted
   refs = []  # (path on disk | zip member name, caption, where) per pair
@@ -101,8 +115,10 @@ def _official_split(release: pathlib.Path, split: str):
         members = _zip_members(zip_path) if zip_path.is_file() else {}
       member = members.get(rel) or members.get(pathlib.PurePosixPath(rel).name)
       if member is None:
-        raise DataError(f"{where}: image_{j} file {release / rel} not found (nor in {zip_path});"
-                        " extract images.zip into the release folder")
+        raise DataError(
+            f"{where}: image_{j} file {release / rel} not found (nor in {zip_path});"
+            " extract images.zip into the release folder"
+        )
       refs.append((member, group[f"caption_{j}"], f"{where} image_{j} {zip_path}:{member}"))
 
   def batches():
@@ -114,15 +130,20 @@ def _official_split(release: pathlib.Path, split: str):
       try:
         return archive.read(ref)
       except (zipfile.BadZipFile, OSError) as e:
-        raise DataError(f"{where}: unreadable zip member ({why(e)}); re-download images.zip"
-                        " or extract it") from None
+        raise DataError(
+            f"{where}: unreadable zip member ({why(e)}); re-download images.zip" " or extract it"
+        ) from None
+
     try:
       for start in range(0, len(refs), 2 * _BATCH_GROUPS):
-        yield [(load(ref, where), caption, where)
-               for ref, caption, where in refs[start:start + 2 * _BATCH_GROUPS]]
+        yield [
+            (load(ref, where), caption, where)
+            for ref, caption, where in refs[start : start + 2 * _BATCH_GROUPS]
+        ]
     finally:
       if archive is not None:
         archive.close()
+
   return len(groups), batches()
 
 
@@ -138,9 +159,13 @@ def _zip_members(zip_path: pathlib.Path) -> dict[str, str]:
 
 def _split_files(path: pathlib.Path, split: str) -> list[pathlib.Path]:
   files = sorted(path.rglob("*.parquet")) if path.is_dir() else []
-  return [f for f in files
-          if f.name.startswith(f"{split}-") or f.stem == split
-          or split in f.relative_to(path).parent.parts]
+  return [
+      f
+      for f in files
+      if f.name.startswith(f"{split}-")
+      or f.stem == split
+      or split in f.relative_to(path).parent.parts
+  ]
 
 
 def _parquet_split(path: pathlib.Path, split: str):
@@ -151,20 +176,22 @@ def _parquet_split(path: pathlib.Path, split: str):
   try:
     import pyarrow.parquet as pq  # pylint: disable=g-import-not-at-top
   except ImportError:
-    raise DataError("reading ColorSwap parquet files needs pyarrow: pip install"
-                    " 'mmal_jax[data]'") from None
+    raise DataError(
+        "reading ColorSwap parquet files needs pyarrow: pip install" " 'mmal_jax[data]'"
+    ) from None
   files = _split_files(path, split)
   if not files:
-    raise DataError(f"{path}: no ColorSwap {split} data: expected {split}.json (official release)"
-                    f" or {split}-*.parquet / {split}/*.parquet (Hugging Face); pass the folder"
-                    " holding them")
+    raise DataError(
+        f"{path}: no ColorSwap {split} data: expected {split}.json (official release)"
+        f" or {split}-*.parquet / {split}/*.parquet (Hugging Face); pass the folder"
+        " holding them"
+    )
   parquet = []
   for f in files:
     try:
       pf = pq.ParquetFile(f)
     except Exception as e:  # pyarrow raises ArrowInvalid / OSError for corrupt files
-      raise DataError(f"{f}: not a readable parquet file ({why(e)});"
-                      " re-download it") from None
+      raise DataError(f"{f}: not a readable parquet file ({why(e)});" " re-download it") from None
     missing = [c for c in FIELDS if c not in pf.schema_arrow.names]
     if missing:
       raise DataError(f"{f}: missing columns {missing}; a ColorSwap parquet file needs {FIELDS}")
@@ -179,10 +206,16 @@ def _parquet_split(path: pathlib.Path, split: str):
           where = f"ColorSwap {f} row {row} (id={group.get('id')})"
           _check_group(group, where, dict, 'an image struct {"bytes": ..., "path": ...}')
           for j in (1, 2):
-            records.append((_struct_image(group[f"image_{j}"], f.parent, f"{where} image_{j}"),
-                            group[f"caption_{j}"], f"{where} image_{j}"))
+            records.append(
+                (
+                    _struct_image(group[f"image_{j}"], f.parent, f"{where} image_{j}"),
+                    group[f"caption_{j}"],
+                    f"{where} image_{j}",
+                )
+            )
           row += 1
         yield records
+
   return sum(pf.metadata.num_rows for pf in parquet), batches()
 
 
@@ -192,5 +225,7 @@ def _struct_image(struct: dict, folder: pathlib.Path, where: str) -> bytes | pat
     return struct["bytes"]
   if isinstance(struct.get("path"), str) and struct["path"]:
     return folder / struct["path"]  # decode_image reports it if the file is missing
-  raise DataError(f"{where}: image struct has neither bytes nor path; re-export the parquet with"
-                  " embedded images (datasets `embed_table_storage`)")
+  raise DataError(
+      f"{where}: image struct has neither bytes nor path; re-export the parquet with"
+      " embedded images (datasets `embed_table_storage`)"
+  )

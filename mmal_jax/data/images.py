@@ -5,6 +5,7 @@ center crop: the same plain `resize(S)` big_vision uses for retrieval evals, so 
 seen and wide/tall images are distorted rather than cut). JPEGs are decoded at reduced DCT scale
 (`Image.draft`) when the image is at least twice the target size: several times faster on COCO.
 """
+
 from __future__ import annotations
 
 import concurrent.futures
@@ -38,13 +39,16 @@ def decode_image(image: bytes | os.PathLike, image_size: int, where: str) -> np.
   except FileNotFoundError:
     raise DataError(f"{where}: image file not found; restore the file or drop the record") from None
   except (OSError, ValueError, SyntaxError, PIL.Image.DecompressionBombError) as e:
-    raise DataError(f"{where}: unreadable image ({why(e)}); replace the file with a"
-                    " valid JPEG/PNG or drop the record") from None
+    raise DataError(
+        f"{where}: unreadable image ({why(e)}); replace the file with a"
+        " valid JPEG/PNG or drop the record"
+    ) from None
   return np.asarray(rgb, dtype=np.uint8)
 
 
-def decode_images(records: Sequence[Record], image_size: int, *,
-                  num_threads: int = 4) -> np.ndarray:
+def decode_images(
+    records: Sequence[Record], image_size: int, *, num_threads: int = 4
+) -> np.ndarray:
   """uint8[len(records), S, S, 3]: `decode_image` of each record's image, on threads."""
   out = np.empty((len(records), image_size, image_size, 3), np.uint8)
   # PIL releases the GIL while decoding and resizing, so threads give real parallelism.
@@ -58,5 +62,15 @@ def resize_images(images: np.ndarray, size: int) -> np.ndarray:
   """uint8[N, H, W, 3] -> uint8[N, size, size, 3], bilinear (as the real-data readers resize)."""
   if images.shape[1:3] == (size, size):
     return images
-  return np.stack([np.asarray(PIL.Image.fromarray(im).resize((size, size), PIL.Image.Resampling.BILINEAR))
-                   for im in images]) if len(images) else np.zeros((0, size, size, 3), np.uint8)
+  return (
+      np.stack(
+          [
+              np.asarray(
+                  PIL.Image.fromarray(im).resize((size, size), PIL.Image.Resampling.BILINEAR)
+              )
+              for im in images
+          ]
+      )
+      if len(images)
+      else np.zeros((0, size, size, 3), np.uint8)
+  )

@@ -9,6 +9,7 @@ loop reads pool items through (`InMemory` wraps a `Pairs`; `coco.Source` reads f
 and `Shards`, the sequential form for data that can only be read in order (webdataset tar
 shards): an iterable of `Pairs` blocks.
 """
+
 import dataclasses
 from typing import Iterator, Protocol, Sequence
 
@@ -27,23 +28,31 @@ class Pairs:
     images: uint8[N, S, S, 3], already resized to the model's image size S.
     texts: tuple of N captions; texts[i] is the caption paired with images[i].
   """
+
   images: np.ndarray
   texts: tuple[str, ...]
 
   def __post_init__(self):
     images = self.images
-    if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 4 \
-        or images.shape[-1] != 3 or images.shape[1] != images.shape[2]:
+    if (
+        not isinstance(images, np.ndarray)
+        or images.dtype != np.uint8
+        or images.ndim != 4
+        or images.shape[-1] != 3
+        or images.shape[1] != images.shape[2]
+    ):
       raise DataError(
           f"Pairs.images must be uint8[N, S, S, 3], got "
           f"{getattr(images, 'dtype', type(images).__name__)}{list(getattr(images, 'shape', []))};"
-          " resize and convert to square RGB uint8 first")
+          " resize and convert to square RGB uint8 first"
+      )
     if not isinstance(self.texts, tuple) or not all(isinstance(t, str) for t in self.texts):
       raise DataError("Pairs.texts must be a tuple of str; pass tuple(captions)")
     if len(self.texts) != len(images):
       raise DataError(
           f"Pairs has {len(images)} images but {len(self.texts)} texts; each image needs exactly"
-          " one caption at the same index")
+          " one caption at the same index"
+      )
 
   def __len__(self) -> int:
     return len(self.texts)
@@ -84,6 +93,7 @@ class Shards(Protocol):
 @dataclasses.dataclass(frozen=True)
 class InMemory:
   """A `Pairs` as a `Source`."""
+
   pairs: "Pairs"
 
   def __len__(self) -> int:
@@ -107,7 +117,8 @@ class ColorSwapGroups(Pairs):
     if len(self) % 2:
       raise DataError(
           f"ColorSwapGroups has {len(self)} pairs, an odd number; groups are consecutive pairs"
-          " (2g, 2g+1), so every group needs both of its pairs")
+          " (2g, 2g+1), so every group needs both of its pairs"
+      )
 
   @classmethod
   def of(cls, pairs: Pairs) -> "ColorSwapGroups":
@@ -117,6 +128,7 @@ class ColorSwapGroups(Pairs):
 @dataclasses.dataclass(frozen=True)
 class ColorSwapSplits:
   """ColorSwap-style train pool and test split, groups as consecutive pairs (2g, 2g+1)."""
+
   train: Pairs
   test: Pairs
 
@@ -125,7 +137,8 @@ class ColorSwapSplits:
       if len(split) % 2:
         raise DataError(
             f"ColorSwapSplits.{name} has {len(split)} pairs, an odd number; groups are consecutive"
-            " pairs (2g, 2g+1), so every group needs both of its pairs")
+            " pairs (2g, 2g+1), so every group needs both of its pairs"
+        )
 
 
 def config_get(cfg, key, default=None):

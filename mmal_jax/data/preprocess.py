@@ -10,6 +10,7 @@ model_config fields read here:
 Images become f32 in [-1, 1] (big_vision's `value_range(-1, 1)`), resized bilinearly to S x S first
 when they arrive at another size.
 """
+
 import dataclasses
 import os
 from typing import Any, Callable, Sequence
@@ -32,14 +33,18 @@ def embedded_vocabulary() -> tuple[str, ...]:
 def read_vocab(path: str) -> tuple[str, ...]:
   """One word a line; blank lines are not allowed (they would shift every later id)."""
   if not os.path.isfile(path):
-    raise DataError(f"word vocabulary {path!r} does not exist; set model.tokenizer.vocab_path to a"
-                    " text file with one word a line")
+    raise DataError(
+        f"word vocabulary {path!r} does not exist; set model.tokenizer.vocab_path to a"
+        " text file with one word a line"
+    )
   with open(path, encoding="utf-8") as f:
     words = f.read().splitlines()
   blank = [i + 1 for i, w in enumerate(words) if not w.strip()]
   if blank or not words:
-    raise DataError(f"word vocabulary {path!r} has a blank line ({blank[:1] or 'empty file'}); write"
-                    " exactly one word per line")
+    raise DataError(
+        f"word vocabulary {path!r} has a blank line ({blank[:1] or 'empty file'}); write"
+        " exactly one word per line"
+    )
   return tuple(w.strip() for w in words)
 
 
@@ -51,12 +56,16 @@ def make_tokenizer(tokenizer_config, max_len: int):
     words, path = config_get(tokenizer_config, "words"), config_get(tokenizer_config, "vocab_path")
     if words is not None and path is not None:
       raise DataError("model.tokenizer sets both words and vocab_path; keep one of them")
-    words = tuple(words) if words is not None else read_vocab(path) if path else embedded_vocabulary()
+    words = (
+        tuple(words) if words is not None else read_vocab(path) if path else embedded_vocabulary()
+    )
     make = lambda: tokenizers.WordTokenizer(words, max_len, eos=eos)  # pylint: disable=unnecessary-lambda-assignment
   elif kind == "sentencepiece":
     path = config_get(tokenizer_config, "path")
     if not path:
-      raise DataError("model.tokenizer.kind='sentencepiece' needs model.tokenizer.path (a .model file)")
+      raise DataError(
+          "model.tokenizer.kind='sentencepiece' needs model.tokenizer.path (a .model file)"
+      )
     make = lambda: tokenizers.SentencePieceTokenizer(path, max_len, eos=eos)  # pylint: disable=unnecessary-lambda-assignment
   else:
     raise DataError(f"model.tokenizer.kind={kind!r} is not known; use one of {TOKENIZER_KINDS}")
@@ -72,6 +81,7 @@ class Preprocessor:
 
   images(uint8[N, H, W, 3]) -> f32[N, S, S, 3] in [-1, 1]; texts(Sequence[str]) -> int32[N, L].
   """
+
   image_size: int
   max_len: int
   tokenizer: Callable[[Sequence[str]], np.ndarray]
@@ -82,7 +92,9 @@ class Preprocessor:
     text = config_get(model_config, "text") or {}
     max_len, vocab_size = config_get(text, "max_len"), config_get(text, "vocab_size")
     if not isinstance(image_size, int) or image_size < 1:
-      raise DataError(f"model.image_size={image_size!r} must be a positive int (the image tower's side)")
+      raise DataError(
+          f"model.image_size={image_size!r} must be a positive int (the image tower's side)"
+      )
     if not isinstance(max_len, int) or max_len < 1:
       raise DataError(f"model.text.max_len={max_len!r} must be a positive int (tokens per caption)")
     tokenizer_config = config_get(model_config, "tokenizer")
@@ -90,16 +102,19 @@ class Preprocessor:
       raise DataError("model.tokenizer is missing; set e.g. model.tokenizer=dict(kind='word')")
     tokenizer = make_tokenizer(tokenizer_config, max_len)
     if vocab_size is not None and tokenizer.vocab_size > vocab_size:
-      raise DataError(f"the tokenizer has {tokenizer.vocab_size} ids but model.text.vocab_size="
-                      f"{vocab_size}; raise model.text.vocab_size to at least {tokenizer.vocab_size}")
+      raise DataError(
+          f"the tokenizer has {tokenizer.vocab_size} ids but model.text.vocab_size="
+          f"{vocab_size}; raise model.text.vocab_size to at least {tokenizer.vocab_size}"
+      )
     return cls(image_size=image_size, max_len=max_len, tokenizer=tokenizer)
 
   def images(self, images: np.ndarray) -> np.ndarray:
     """uint8[N, H, W, 3] -> f32[N, S, S, 3] in [-1, 1]."""
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
-      raise DataError(f"Preprocessor.images needs uint8[N, H, W, 3]; got {images.dtype}"
-                      f"{list(images.shape)}")
+      raise DataError(
+          f"Preprocessor.images needs uint8[N, H, W, 3]; got {images.dtype}" f"{list(images.shape)}"
+      )
     images = resize_images(images, self.image_size)
     return images.astype(np.float32) * np.float32(2 / 255) - np.float32(1)
 

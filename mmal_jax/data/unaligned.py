@@ -5,6 +5,7 @@ are a random relabeling of the rows that have that modality, so an id says nothi
 partner: only `partner` (read by the oracle alone) does. The missing-data variant (paper Section 6)
 drops the given modality from a fraction of the rows, leaving their other half without a partner.
 """
+
 import dataclasses
 from typing import Iterator
 
@@ -26,6 +27,7 @@ class Unaligned:
     rows: rows[m][i] is the row of the source `Pairs` holding item i of modality m (its image for
       m = 0, its text for m = 1): how the loop fetches an item's data.
   """
+
   order: tuple[np.ndarray, ...]
   partner: tuple[np.ndarray, ...]
   rows: tuple[np.ndarray, ...]
@@ -34,8 +36,9 @@ class Unaligned:
     return len(self.rows[modality])
 
 
-def make_unaligned(num_pairs: int, *, seed: int, missing_fraction: float = 0.0,
-                   missing_modality: int = TEXT) -> Unaligned:
+def make_unaligned(
+    num_pairs: int, *, seed: int, missing_fraction: float = 0.0, missing_modality: int = TEXT
+) -> Unaligned:
   """Hides the alignment of `num_pairs` rows; `missing_fraction` of them lose `missing_modality`.
 
   Deterministic for a given seed. With missing_fraction = f, round(f * num_pairs) random rows have
@@ -44,14 +47,20 @@ def make_unaligned(num_pairs: int, *, seed: int, missing_fraction: float = 0.0,
   if not isinstance(num_pairs, (int, np.integer)) or num_pairs < 1:
     raise DataError(f"num_pairs={num_pairs!r} must be a positive int (the size of the paired pool)")
   if not 0.0 <= missing_fraction < 1.0:
-    raise DataError(f"missing_fraction={missing_fraction} must lie in [0, 1): the share of rows"
-                    " whose missing_modality item is dropped")
+    raise DataError(
+        f"missing_fraction={missing_fraction} must lie in [0, 1): the share of rows"
+        " whose missing_modality item is dropped"
+    )
   if missing_modality not in (IMAGE, TEXT):
-    raise DataError(f"missing_modality={missing_modality!r} must be 0 (drop images) or 1 (drop texts)")
+    raise DataError(
+        f"missing_modality={missing_modality!r} must be 0 (drop images) or 1 (drop texts)"
+    )
   num_missing = int(round(missing_fraction * num_pairs))
   if num_missing == num_pairs:
-    raise DataError(f"missing_fraction={missing_fraction} drops all {num_pairs} items of modality"
-                    f" {missing_modality}; use a smaller fraction")
+    raise DataError(
+        f"missing_fraction={missing_fraction} drops all {num_pairs} items of modality"
+        f" {missing_modality}; use a smaller fraction"
+    )
   rng = np.random.default_rng([seed, 4])
   has = np.ones((2, num_pairs), bool)
   has[missing_modality, rng.permutation(num_pairs)[:num_missing]] = False
@@ -110,5 +119,9 @@ def stream_buffers(num_items: int, buffer_size: int, *, seed: int) -> Iterator[n
   keys = np.random.default_rng([seed, 5]).integers(0, 2**63, size=_ROUNDS, dtype=np.uint64)
   starts = range(0, num_items, buffer_size)
   # A generator expression, so that bad sizes raise at the call rather than at the first next().
-  return (_permute(np.arange(s, min(s + buffer_size, num_items), dtype=np.uint64), num_items, keys,
-                   half_bits) for s in starts)
+  return (
+      _permute(
+          np.arange(s, min(s + buffer_size, num_items), dtype=np.uint64), num_items, keys, half_bits
+      )
+      for s in starts
+  )

@@ -9,6 +9,7 @@ model_config (ConfigDict) fields read here:
     and overrides).
   out_dim, temperature_init, bias_init (None: no "b" parameter, the CLIP layout).
 """
+
 from typing import Any
 
 import flax
@@ -17,10 +18,29 @@ import jax.numpy as jnp
 
 from mmal_jax.models import two_towers
 
-IMAGE_KEYS = ("variant", "patch_size", "width", "depth", "mlp_dim", "num_heads", "posemb",
-              "pool_type", "head_zeroinit", "remat_policy")
-TEXT_KEYS = ("variant", "width", "depth", "mlp_dim", "num_heads", "vocab_size", "pool_type",
-             "max_len", "remat_policy")
+IMAGE_KEYS = (
+    "variant",
+    "patch_size",
+    "width",
+    "depth",
+    "mlp_dim",
+    "num_heads",
+    "posemb",
+    "pool_type",
+    "head_zeroinit",
+    "remat_policy",
+)
+TEXT_KEYS = (
+    "variant",
+    "width",
+    "depth",
+    "mlp_dim",
+    "num_heads",
+    "vocab_size",
+    "pool_type",
+    "max_len",
+    "remat_policy",
+)
 
 
 def _tower(cfg: Any, allowed: tuple, name: str) -> flax.core.FrozenDict:
@@ -39,18 +59,23 @@ def get_model(model_config: Any) -> two_towers.Model:
   if not model_config.text.get("vocab_size"):
     raise ValueError("model.text.vocab_size is required (the tokenizer's vocabulary size)")
   if "/" in str(model_config.text.get("variant", "")):
-    raise ValueError(f"model.text.variant={model_config.text.variant!r} has a patch size; text"
-                     " variants are bare names such as 'B' or 'nano'")
+    raise ValueError(
+        f"model.text.variant={model_config.text.variant!r} has a patch size; text"
+        " variants are bare names such as 'B' or 'nano'"
+    )
   loss = model_config.get("loss", "sigmoid")
   if loss == "sigmoid" and model_config.get("bias_init") is None:
-    raise ValueError("model.loss='sigmoid' needs model.bias_init (SigLIP's learnable bias, e.g."
-                     " -10.0); set it, or use model.loss='softmax' (CLIP)")
+    raise ValueError(
+        "model.loss='sigmoid' needs model.bias_init (SigLIP's learnable bias, e.g."
+        " -10.0); set it, or use model.loss='softmax' (CLIP)"
+    )
   return two_towers.Model(
       image=_tower(model_config.image, IMAGE_KEYS, "image"),
       text=_tower(model_config.text, TEXT_KEYS, "text"),
       out_dim=model_config.out_dim,
       temperature_init=float(model_config.get("temperature_init", 10.0)),
-      bias_init=model_config.get("bias_init"))
+      bias_init=model_config.get("bias_init"),
+  )
 
 
 def init_params(model: two_towers.Model, model_config: Any, key: jax.Array) -> dict:

@@ -4,6 +4,7 @@ Released big_vision checkpoints (e.g. SigLIP's) prefix every key with "params/"
 ("params/img/Transformer/encoderblock_0/LayerNorm_0/scale"); we write that prefix and read files
 with or without it.
 """
+
 import os
 import zipfile
 from typing import Any, Mapping
@@ -58,27 +59,41 @@ def load_big_vision_npz(path: str) -> dict:
     with np.load(path, allow_pickle=False) as data:
       flat = {k: data[k] for k in data.files}
   except (zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
-    raise CheckpointError(f"checkpoint {path!r} is not a readable .npz (truncated or corrupt:"
-                          f" {type(e).__name__}: {e}); re-copy or re-save it") from None
+    raise CheckpointError(
+        f"checkpoint {path!r} is not a readable .npz (truncated or corrupt:"
+        f" {type(e).__name__}: {e}); re-copy or re-save it"
+    ) from None
   if not flat:
     raise CheckpointError(f"checkpoint {path!r} holds no arrays; re-save it")
   if all(k.startswith(PREFIX) for k in flat):
-    flat = {k[len(PREFIX):]: v for k, v in flat.items()}
+    flat = {k[len(PREFIX) :]: v for k, v in flat.items()}
   return unflatten(flat)
 
 
-def check_matches(flat: Mapping[str, Any], flat_expected: Mapping[str, Any], path: str,
-                  what: str = "") -> None:
+def check_matches(
+    flat: Mapping[str, Any], flat_expected: Mapping[str, Any], path: str, what: str = ""
+) -> None:
   """Raises one CheckpointError listing every missing, unexpected and mis-shaped key."""
   missing = sorted(set(flat_expected) - set(flat))
   unexpected = sorted(set(flat) - set(flat_expected))
-  shapes = sorted(f"{k} {tuple(np.shape(flat[k]))} vs {tuple(np.shape(flat_expected[k]))}"
-                  for k in set(flat) & set(flat_expected)
-                  if np.shape(flat[k]) != np.shape(flat_expected[k]))
+  shapes = sorted(
+      f"{k} {tuple(np.shape(flat[k]))} vs {tuple(np.shape(flat_expected[k]))}"
+      for k in set(flat) & set(flat_expected)
+      if np.shape(flat[k]) != np.shape(flat_expected[k])
+  )
   if missing or unexpected or shapes:
-    parts = [f"{name} ({len(keys)}): {', '.join(keys[:20])}{' ...' if len(keys) > 20 else ''}"
-             for name, keys in (("missing", missing), ("unexpected", unexpected),
-                                ("shape checkpoint vs model", shapes)) if keys]
-    raise CheckpointError(f"checkpoint {path!r} does not match the model config{what}: "
-                          + "; ".join(parts) + "; fix the config's sizes or use a matching"
-                          " checkpoint")
+    parts = [
+        f"{name} ({len(keys)}): {', '.join(keys[:20])}{' ...' if len(keys) > 20 else ''}"
+        for name, keys in (
+            ("missing", missing),
+            ("unexpected", unexpected),
+            ("shape checkpoint vs model", shapes),
+        )
+        if keys
+    ]
+    raise CheckpointError(
+        f"checkpoint {path!r} does not match the model config{what}: "
+        + "; ".join(parts)
+        + "; fix the config's sizes or use a matching"
+        " checkpoint"
+    )

@@ -4,6 +4,7 @@ Embed_0 (token embedding), pos_embedding, Encoder_0/encoderblock_{i}/..., head. 
 in SigLIP: sequences end with a "sticky" EOS and are padded with EOS, so the last position ("last"
 pooling) always holds an EOS that has attended to the whole caption.
 """
+
 from typing import Optional
 
 import flax.linen as nn
@@ -16,6 +17,7 @@ POOL_TYPES = ("last", "first", "gap", "map")
 
 class TextTransformer(nn.Module):
   """int32[B, L] token ids -> (f32[B, num_classes or width], dict)."""
+
   num_classes: Optional[int] = None
   width: int = 512
   depth: int = 12
@@ -31,10 +33,15 @@ class TextTransformer(nn.Module):
     out = {}
     x = nn.Embed(num_embeddings=self.vocab_size, features=self.width)(text)
     _, l, d = x.shape
-    x = x + self.param("pos_embedding", nn.initializers.normal(stddev=1 / np.sqrt(d)),
-                       (1, l, d), x.dtype)
-    x = out["encoded"] = vit.Encoder(depth=self.depth, mlp_dim=self.mlp_dim,
-                                     num_heads=self.num_heads, remat_policy=self.remat_policy)(x)
+    x = x + self.param(
+        "pos_embedding", nn.initializers.normal(stddev=1 / np.sqrt(d)), (1, l, d), x.dtype
+    )
+    x = out["encoded"] = vit.Encoder(
+        depth=self.depth,
+        mlp_dim=self.mlp_dim,
+        num_heads=self.num_heads,
+        remat_policy=self.remat_policy,
+    )(x)
     if self.pool_type == "last":
       x = x[:, -1]
     elif self.pool_type == "first":

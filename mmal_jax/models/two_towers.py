@@ -2,6 +2,7 @@
 `models/proj/image_text/two_towers.py`: params {"img": ViT, "txt": TextTransformer, "t": f32[1],
 "b": f32[1] (only when bias_init is not None, i.e. SigLIP; CLIP checkpoints have no "b")}.
 """
+
 from typing import Any, Optional, Union
 
 import flax
@@ -22,6 +23,7 @@ class Model(nn.Module):
   image / text: the tower options (variant, pool_type, ...), frozen so the model stays hashable
   and can be a static argument of jitted functions.
   """
+
   image: Any = flax.core.FrozenDict()
   text: Any = flax.core.FrozenDict()
   out_dim: Union[int, tuple] = 128
@@ -35,12 +37,14 @@ class Model(nn.Module):
     out = {}
     if text is not None:
       ztxt, out_txt = text_transformer.TextTransformer(
-          num_classes=dims[1], **_decode(self.text), name="txt")(text, train=train)
+          num_classes=dims[1], **_decode(self.text), name="txt"
+      )(text, train=train)
       out.update({f"txt/{k}": v for k, v in out_txt.items()})
       ztxt = _l2_normalize(ztxt)
     if image is not None:
       zimg, out_img = vit.ViT(num_classes=dims[0], **_decode(self.image), name="img")(
-          image, train=train)
+          image, train=train
+      )
       out.update({f"img/{k}": v for k, v in out_img.items()})
       zimg = _l2_normalize(zimg)
     t_init = jnp.log(self.temperature_init)
@@ -69,9 +73,11 @@ def load(init_params: dict, path: str, model_config: Any = None) -> dict:
   restored = npz.load_big_vision_npz(path)
   what = ""
   if model_config is not None:
-    what = (f" (model: image.variant={model_config.image.get('variant')!r},"
-            f" text.variant={model_config.text.get('variant')!r}, out_dim={model_config.out_dim},"
-            f" bias_init={model_config.get('bias_init')})")
+    what = (
+        f" (model: image.variant={model_config.image.get('variant')!r},"
+        f" text.variant={model_config.text.get('variant')!r}, out_dim={model_config.out_dim},"
+        f" bias_init={model_config.get('bias_init')})"
+    )
   flat, flat_init = npz.flatten(restored), npz.flatten(init_params)
   npz.check_matches(flat, flat_init, path, what)
   return npz.unflatten({k: jnp.asarray(flat[k], dtype=v.dtype) for k, v in flat_init.items()})

@@ -5,6 +5,7 @@ positives are on the diagonal. `mask` (bool[B], optional) marks the real pairs o
 padded rows and columns drop out of the loss entirely, so a batch padded to a fixed size gives the
 same loss and gradients as the unpadded batch.
 """
+
 from typing import Optional
 
 import jax
@@ -16,8 +17,9 @@ def logits(zimg: jax.Array, ztxt: jax.Array, t: jax.Array, b: jax.Array = 0.0) -
   return jnp.exp(t) * zimg @ ztxt.T + b
 
 
-def sigmoid_loss(zimg: jax.Array, ztxt: jax.Array, t: jax.Array, b: jax.Array,
-                 mask: Optional[jax.Array] = None) -> jax.Array:
+def sigmoid_loss(
+    zimg: jax.Array, ztxt: jax.Array, t: jax.Array, b: jax.Array, mask: Optional[jax.Array] = None
+) -> jax.Array:
   """SigLIP: mean over images of sum over texts of -log sigmoid(label * logit), label = +-1.
 
   f32[B, D], f32[B, D], f32[], f32[], bool[B] | None -> f32[].
@@ -31,8 +33,9 @@ def sigmoid_loss(zimg: jax.Array, ztxt: jax.Array, t: jax.Array, b: jax.Array,
   return jnp.sum(nll * m[:, None] * m[None, :]) / jnp.maximum(jnp.sum(m), 1.0)
 
 
-def softmax_loss(zimg: jax.Array, ztxt: jax.Array, t: jax.Array,
-                 mask: Optional[jax.Array] = None) -> jax.Array:
+def softmax_loss(
+    zimg: jax.Array, ztxt: jax.Array, t: jax.Array, mask: Optional[jax.Array] = None
+) -> jax.Array:
   """CLIP: mean of the image->text and text->image cross-entropies of the diagonal.
 
   f32[B, D], f32[B, D], f32[], bool[B] | None -> f32[].
