@@ -273,8 +273,7 @@ def learn(
 
   Raises ValueError if an answer is for an item that already left the pool.
   """
-  strategy, seed = exp.runs[state.run_index]
-  del strategy
+  _, seed = exp.runs[state.run_index]
   world = _world(exp, seed)
   for m in (IMAGE, TEXT):
     again = answers.item[answers.modality == m]
