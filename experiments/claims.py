@@ -347,7 +347,7 @@ def _curve_claim(claim, args):
   arms = source.arms(args.smoke)
   results, errors, compute = {}, [], 0.0
   for arm in arms:
-    r = run_arm(arm, args.seeds, args.workdir, args.smoke, run=claim.runs)
+    r = run_arm(arm, args.seeds, args.workdir, args.smoke, run=claim.runs and args.run)
     results[arm.label] = r
     errors += r["errors"]
     compute += r["compute_seconds"]
@@ -775,6 +775,7 @@ class Args:
   workdir: str = os.path.join(ROOT, "experiments", "runs")
   results: str = os.path.join(ROOT, "experiments", "results")
   bench: str = ""
+  run: bool = True  # False (--read_only): aggregate the finished runs, start none
 
 
 def parse_claims(text):
@@ -837,6 +838,8 @@ def define_flags():
   flags.DEFINE_string("results", Args.results, "Where <claim>.json and .png are written "
                       "(--smoke: RESULTS/smoke unless given).")
   flags.DEFINE_bool("plan", False, "Only print each claim's new runs and predicted time; run nothing.")
+  flags.DEFINE_bool("read_only", False, "Aggregate only the runs already finished under --workdir "
+                    "(e.g. copied from another machine); start none.")
 
 
 def main(argv):
@@ -867,7 +870,7 @@ def main(argv):
   jax.config.update("jax_compilation_cache_dir", os.path.join(files.default_cache_dir(), "jax"))
   # Smoke results never overwrite real ones: they go to RESULTS/smoke unless --results is given.
   results = f.results if f["results"].present or not f.smoke else os.path.join(f.results, "smoke")
-  args = Args(seeds=seeds, smoke=f.smoke, workdir=f.workdir, results=results)
+  args = Args(seeds=seeds, smoke=f.smoke, workdir=f.workdir, results=results, run=not f.read_only)
   crashed = []
   for name in names:
     try:
