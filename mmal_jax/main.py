@@ -14,6 +14,7 @@ from absl import app
 from absl import flags
 from absl import logging
 import jax
+import ml_collections
 from ml_collections import config_flags
 
 from mmal_jax import experiment
@@ -51,18 +52,92 @@ def _bad_flag(e):
   )
 
 
+def _config_path(argv):
+  """The config file named on a command line (the last --config wins, as in absl), or None."""
+  path = None
+  for i, arg in enumerate(argv):
+    if arg.startswith("--config="):
+      path = arg[len("--config=") :]
+    elif arg == "--config" and i + 1 < len(argv):
+      path = argv[i + 1]
+  return None if path is None else path.split(":", 1)[0]
+
+
+def _while_loading_config(e) -> bool:
+  """Whether `e` (or an exception it wraps) was raised while the config file was imported or its
+  get_config() ran, rather than while a --config.field override was parsed."""
+  while e is not None:
+    tb = e.__traceback__
+    while tb is not None:
+      code = tb.tb_frame.f_code
+      # ConfigFileFlagParser.parse(self, path) imports the file and calls get_config().
+      if (
+          code.co_name == "parse"
+          and code.co_filename.endswith("config_flags.py")
+          and code.co_varnames[1:2] == ("path",)
+      ):
+        return True
+      tb = tb.tb_next
+    e = e.__cause__ or e.__context__
+  return False
+
+
+def _load_error(e, path) -> UsageError:
+  """One line naming the config file, what failed in it and where (a file that fails to import,
+  raises in get_config, or has none)."""
+  while e.__cause__ or e.__context__:  # absl and config_flags re-raise; the first one says what
+    e = e.__cause__ or e.__context__
+  line = None
+  if isinstance(e, AttributeError) and "get_config" in str(e):
+    return UsageError(
+        f"config file {path} defines no get_config(); define one returning a ConfigDict"
+    )
+  if isinstance(e, SyntaxError):
+    what = f"SyntaxError: {e.msg}"
+    line = e.lineno if e.filename and os.path.abspath(e.filename) == os.path.abspath(path) else None
+  else:
+    what = f"{type(e).__name__}: {' '.join(str(e).split())}" if str(e) else type(e).__name__
+    tb = e.__traceback__
+    while tb is not None:
+      if os.path.abspath(tb.tb_frame.f_code.co_filename) == os.path.abspath(path):
+        line = tb.tb_lineno
+      tb = tb.tb_next
+  where = f" (line {line})" if line else ""
+  return UsageError(
+      f"cannot load config file {path}{where}: {what}; fix the file or pass another --config"
+  )
+
+
+def _flag_error(e, argv) -> UsageError:
+  """The UsageError of an exception raised while parsing a command line."""
+  path = _config_path(argv)
+  if path is not None and _while_loading_config(e):
+    return _load_error(e, path)
+  return _bad_flag(e)
+
+
 def _resolve(config_flag, workdir_flag, argv, flag_values):
   """(config, workdir) of parsed flags; raises UsageError."""
   if len(argv) > 1:
     raise UsageError(f"unexpected arguments {argv[1:]}; pass settings as --config.field=value")
   config = config_flag.value
-  if config is None:
+  if config is None and not flag_values["config"].present:
     raise UsageError("--config is required, e.g. --config=configs/siglip_colorswap.py")
   try:
-    config.keys()
+    getattr(config, "keys", None)  # an _ErrorConfig raises here
   except OSError as e:  # config_flags defers a config file that failed to load until it is read
-    raise UsageError(f"cannot load --config: {' '.join(str(e).split())}") from None
+    path = config_flags.get_config_filename(flag_values["config"])
+    if not os.path.isfile(path):
+      raise UsageError(
+          f"config file {path} does not exist; pass --config=configs/<name>.py"
+      ) from None
+    raise _load_error(e, path) from None
   name = config_flags.get_config_filename(flag_values["config"])
+  if not isinstance(config, ml_collections.ConfigDict):
+    raise UsageError(
+        f"cannot load config file {name}: get_config() returned {type(config).__name__}, not an "
+        "ml_collections.ConfigDict; return one (see configs/siglip_colorswap.py)"
+    )
   return config, workdir_flag.value or os.path.join(
       "runs", os.path.splitext(os.path.basename(name))[0]
   )
@@ -75,8 +150,8 @@ def parse(argv):
   config, workdir = define_flags(flag_values, list(argv))
   try:
     rest = flag_values(argv)
-  except (flags.Error, AttributeError, KeyError) as e:  # config_flags: unknown --config.field
-    raise _bad_flag(e) from None
+  except Exception as e:  # pylint: disable=broad-except  # a config file may raise anything
+    raise _flag_error(e, argv) from None
   return _resolve(config, workdir, rest, flag_values)
 
 
@@ -86,11 +161,14 @@ def _fail(message):
 
 
 def _parse_flags(argv):
-  """absl's parser, but a bad flag (e.g. a missing config file) is one line and exit code 2."""
+  """absl's parser, but a bad flag or a config file that fails to load is one line and exit code 2."""
+  # absl logs config_flags' warnings (e.g. "get_config() returned None") to stderr before the
+  # flags are parsed; the one error line below says it all.
+  logging.set_verbosity(logging.ERROR)
   try:
     return flags.FLAGS(argv)
-  except (flags.Error, AttributeError, KeyError) as e:  # config_flags: unknown --config.field
-    _fail(_bad_flag(e))
+  except Exception as e:  # pylint: disable=broad-except  # a config file may raise anything
+    _fail(_flag_error(e, argv))
 
 
 def main(argv):
