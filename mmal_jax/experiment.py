@@ -90,14 +90,19 @@ def strategies_of(config) -> tuple:
 
 def check_config(config):
   """Field checks that need no data: unknown strategy, non-positive sizes, bad fractions. The
-  strategy names are checked here, once; nothing downstream checks them again."""
+  strategy names are checked here, once (a "module:function" path is imported now, see
+  acquisition.as_strategy); downstream, resolving them again is a lookup that cannot fail."""
   strategies = strategies_of(config)
-  unknown = [s for s in strategies if s not in acquisition.STRATEGIES]
-  if unknown or not strategies:
+  if not strategies:
     raise ConfigError(
-        f"config.strategies={list(strategies)} has unknown strategies {unknown}; "
-        f"use some of {list(acquisition.STRATEGIES)}"
+        f"config.strategies is empty; use some of {list(acquisition.STRATEGIES)} or "
+        "'module:function' paths to your own"
     )
+  for name in strategies:
+    try:
+      acquisition.as_strategy(name)
+    except ValueError as e:
+      raise ConfigError(f"config.strategies: {e}") from None
   if len(set(strategies)) != len(strategies):
     raise ConfigError(f"config.strategies={list(strategies)} repeats a strategy")
   seeds = tuple(config.seeds)

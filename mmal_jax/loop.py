@@ -230,7 +230,8 @@ def propose(exp: Experiment, state: RunState) -> Queries:
   `acquisition.picks_for_budget` says how many picks to ask for so that buying them in order
   (skipping picks revealed by an earlier answer) still spends config.per_round queries.
   """
-  strategy, seed = exp.runs[state.run_index]
+  name, seed = exp.runs[state.run_index]
+  strategy = acquisition.as_strategy(name)  # checked by experiment.check_config: a lookup here
   config, rnd = exp.config, state.round + 1
   world = _world(exp, seed)
   visible = _visible(world, state.log, rnd)

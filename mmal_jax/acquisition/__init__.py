@@ -11,11 +11,25 @@ Metrics: "euclidean" and "cosine" (1 - cos, Appendix C.3); float32 with HIGHEST-
 One round from scratch (notebooks, streaming buffers):
   sel = select("ours", pools, annotated, batch_size=B, coreset_size=B_C, key=key)
   sel.modality[i], sel.index[i]: the i-th pick is pools[sel.modality[i]][sel.index[i]].
-Strategies: "ours", "random", "coreset", "uncertainty", "badge" (see `select`). Tie rules:
+Strategies: "ours", "random", "coreset", "uncertainty", "badge" (see `select`), or your own.
+Tie rules:
 k-center ties go to the lowest index (so with nothing annotated the first center is index 0);
 "ours" picks the least-covered modality, ties (e.g. every gap +inf when nothing is annotated) to
 the lowest modality index; equal margins keep coreset pick order. "random", "coreset" and "badge"
 are decided by `key`; "ours" and "uncertainty" are deterministic.
+Your own strategy (strategies.py), without editing the package: a round function with the
+built-ins' signature, passed to `select` as a value or listed in config.strategies as a
+"module:function" path (imported when the config is checked):
+  def farthest(state, modality, *, batch_size, coreset_size, key):
+    # state.pools[m]: f32[N_m, d]; state.min_distances()[m]: f32[N_m] distance to annotated (+inf
+    # while none); modality: int, the modality to pick from (the strategy's own rule: "random").
+    return jnp.argsort(-state.min_distances()[modality])[:batch_size]    # int[B] into pools[m]
+  sel = select(farthest, pools, annotated, batch_size=B, coreset_size=B_C, key=key)
+  sel = select(Strategy("farthest", farthest, modality="coverage"), ...)  # own modality rule
+`as_strategy(x)` resolves a name, path, function or Strategy (one-line ValueError when it does
+not resolve); BUILTINS maps each built-in's name to its Strategy value. The picks a strategy
+returns are checked: shape [B], integers, no item twice, every index inside its pool.
+
 Streaming (Section 4.2): call `select` with pools = the current buffer's embeddings and annotated =
 everything annotated so far; what is not picked is simply dropped by the caller.
 
@@ -64,16 +78,20 @@ squared distances of unit vectors; near-ties below that may be ordered different
 from mmal_jax.acquisition.distances import min_distances
 from mmal_jax.acquisition.kcenter import kcenter_greedy
 from mmal_jax.acquisition.scores import margins
+from mmal_jax.acquisition.select import BUILTINS
 from mmal_jax.acquisition.select import STRATEGIES
 from mmal_jax.acquisition.select import Selection
+from mmal_jax.acquisition.select import as_strategy
 from mmal_jax.acquisition.select import picks_for_budget
 from mmal_jax.acquisition.select import select
 from mmal_jax.acquisition.select import select_from_state
 from mmal_jax.acquisition.state import AcquisitionState
 from mmal_jax.acquisition.state import init_state
 from mmal_jax.acquisition.state import update_state
+from mmal_jax.acquisition.strategies import Strategy
 
 __all__ = [
-    "AcquisitionState", "STRATEGIES", "Selection", "init_state", "kcenter_greedy", "margins",
-    "min_distances", "picks_for_budget", "select", "select_from_state", "update_state",
+    "AcquisitionState", "BUILTINS", "STRATEGIES", "Selection", "Strategy", "as_strategy",
+    "init_state", "kcenter_greedy", "margins", "min_distances", "picks_for_budget", "select",
+    "select_from_state", "update_state",
 ]

@@ -89,36 +89,104 @@ def check_modality(modality, num_modalities):
                      f"'random' or a modality index in [0, {num_modalities}).")
 
 
-def check_round(strategy, strategies, sizes, *, batch_size, coreset_size, modality=None):
-  """Validates the strategy, the modality rule and the batch sizes against the pool sizes.
+def check_round(strategy, sizes, *, batch_size, coreset_size, modality=None):
+  """Validates the batch sizes and the modality rule, then the pools against `strategy`'s needs.
 
-  Every pool the round may draw from must hold enough items: coreset_size for "ours" (its
-  coreset), batch_size for the others; with modality=None or "random" that is every pool (any may
-  be chosen), with an int modality only that one. Margin-based strategies ("ours", "uncertainty",
-  "badge") also need every other modality non-empty. "uncertainty" with modality=None draws from
-  all pools together: it needs batch_size items in total.
+  strategy: a resolved `Strategy` (the name was checked when it was resolved). The generic part:
+  batch_size and coreset_size ints >= 1 with batch_size <= coreset_size, a known modality rule.
+  Then strategy.check (the built-ins': `select.BUILTINS`), or by default: every pool the round
+  may draw from (with modality=None or "random" every pool, with an int only that one) holds
+  batch_size items; for a strategy whose own rule is "any" under modality=None, all pools
+  together do.
   """
-  if strategy not in strategies:
-    raise ValueError(f"strategy={strategy!r} is unknown; use one of {strategies}.")
   check_count("batch_size", batch_size, minimum=1)
   check_count("coreset_size", coreset_size, minimum=1)
   check_modality(modality, len(sizes))
   if batch_size > coreset_size:
     raise ValueError(f"batch_size={batch_size} > coreset_size={coreset_size}; the batch is picked "
                      "from the coreset, so use coreset_size >= batch_size.")
-  if strategy in ("ours", "uncertainty", "badge"):
-    for m, n in enumerate(sizes):
-      if n == 0:
-        raise ValueError(f"pools[{m}] (modality {m}) is empty; margins need at least one item of "
-                         "every modality, so stop acquiring once a pool is exhausted.")
-  if strategy == "uncertainty" and modality is None:
-    if batch_size > sum(sizes):
-      raise ValueError(f"batch_size={batch_size} > {sum(sizes)} unaligned items in all pools; "
-                       "lower batch_size.")
-    return
-  need, what = (coreset_size, "coreset_size") if strategy == "ours" else (batch_size, "batch_size")
+  if strategy.check is not None:
+    strategy.check(sizes, batch_size=batch_size, coreset_size=coreset_size, modality=modality)
+  elif strategy.modality == "any" and modality is None:
+    check_total(sizes, batch_size)
+  else:
+    check_pools_hold(sizes, modality, batch_size, "batch_size")
+
+
+def check_every_modality(sizes):
+  """Margins need at least one item of every modality."""
+  for m, n in enumerate(sizes):
+    if n == 0:
+      raise ValueError(f"pools[{m}] (modality {m}) is empty; margins need at least one item of "
+                       "every modality, so stop acquiring once a pool is exhausted.")
+
+
+def check_total(sizes, batch_size):
+  """A selection over every modality needs batch_size items in all pools together."""
+  if batch_size > sum(sizes):
+    raise ValueError(f"batch_size={batch_size} > {sum(sizes)} unaligned items in all pools; "
+                     "lower batch_size.")
+
+
+def check_pools_hold(sizes, modality, need, what):
+  """Every pool the rule `modality` may draw from (all for None / "random", else that one) holds
+  `need` items; `what` names the argument ("batch_size" or "coreset_size") in the message."""
   drawn = (int(modality),) if is_fixed_modality(modality) else range(len(sizes))
   for m in drawn:
     if need > sizes[m]:
       raise ValueError(f"{what}={need} > pool size {sizes[m]} of pools[{m}] (modality {m}); lower "
                        f"{what} or stop acquiring once a pool runs this low.")
+
+
+def check_picks(name, picks, sizes, batch_size, modality):
+  """Validates what a strategy's round function returned; returns (int32[B] modality, int32[B]
+  index).
+
+  picks: a Selection (anything with .modality and .index), a pair (modality, index) of int[B]
+  arrays, or, when `modality` (the resolved query modality) is an int, int[B] indices into that
+  modality's pool. Raises a one-line ValueError naming strategy `name` on a wrong shape or dtype,
+  a modality out of range or other than `modality`, an index outside [0, N_m), or an item picked
+  twice.
+  """
+  where = f"strategy {name!r} returned"
+  if hasattr(picks, "modality") and hasattr(picks, "index"):
+    mod, index = picks.modality, picks.index
+  elif isinstance(picks, tuple) and len(picks) == 2:
+    mod, index = picks
+  elif modality is None:
+    raise ValueError(f"{where} {type(picks).__name__}, but with modality=None its picks may come "
+                     "from any modality: return Selection(modality, index) or a pair of int[B] "
+                     "arrays (modality, index).")
+  else:
+    mod, index = None, picks
+  index = np.asarray(index)
+  mod = np.full(index.shape, modality) if mod is None else np.asarray(mod)
+  for what, x in (("indices", index), ("modalities", mod)):
+    if x.shape != (batch_size,):
+      raise ValueError(f"{where} {what} of shape {x.shape}; expected int[{batch_size}] "
+                       f"(batch_size={batch_size} picks, best first).")
+    if not np.issubdtype(x.dtype, np.integer):
+      raise ValueError(f"{where} {what} of dtype {x.dtype}; expected integers.")
+  bad = np.flatnonzero((mod < 0) | (mod >= len(sizes)))
+  if bad.size:
+    raise ValueError(f"{where} modality {mod[bad[0]]} at pick {bad[0]}; modalities are "
+                     f"0..{len(sizes) - 1}.")
+  if modality is not None and (mod != modality).any():
+    j = int(np.flatnonzero(mod != modality)[0])
+    raise ValueError(f"{where} modality {mod[j]} at pick {j}, but this round queries modality "
+                     f"{modality} only.")
+  limit = np.asarray(sizes, np.int64)[mod]
+  bad = np.flatnonzero((index < 0) | (index >= limit))
+  if bad.size:
+    j = int(bad[0])
+    raise ValueError(f"{where} index {index[j]} at pick {j}, outside [0, {limit[j]}) of pools"
+                     f"[{mod[j]}] (modality {mod[j]}); return positions into state.pools[m].")
+  flat = mod.astype(np.int64) * (int(limit.max(initial=0)) + 1) + index
+  _, first, inverse = np.unique(flat, return_index=True, return_inverse=True)
+  repeats = np.flatnonzero(first[inverse] != np.arange(batch_size))
+  if repeats.size:
+    j = int(repeats[0])
+    i = int(first[inverse[j]])
+    raise ValueError(f"{where} item {index[i]} of modality {mod[i]} twice (picks {i} and {j}); "
+                     "each pick must be a distinct item.")
+  return mod.astype(np.int32), index.astype(np.int32)

@@ -1,4 +1,6 @@
-"""One acquisition round: Algorithm 1 ("ours") and the baselines of Appendix B.1 / C.4."""
+"""One acquisition round: Algorithm 1 ("ours") and the baselines of Appendix B.1 / C.4, each a
+`Strategy` value (strategies.py), and `select`, which runs any strategy: a built-in's name, a
+`Strategy`, a round function or a "module:function" path."""
 import dataclasses
 import functools
 
@@ -12,7 +14,10 @@ from mmal_jax.acquisition import kcenter
 from mmal_jax.acquisition import padding
 from mmal_jax.acquisition import scores
 from mmal_jax.acquisition import state as state_lib
+from mmal_jax.acquisition import strategies
+from mmal_jax.acquisition.strategies import Strategy
 
+# The built-in strategies' names, in the order of the paper's comparisons (`BUILTINS` holds them).
 STRATEGIES = ("ours", "random", "coreset", "uncertainty", "badge")
 
 
@@ -85,37 +90,132 @@ def _random_modality(key, num_modalities):
 
 
 def _query_modality(strategy, modality, state, key_modality):
-  """The modality this round queries (int), or None for "uncertainty" over every modality."""
+  """The modality this round queries (int), or None for a strategy whose own rule is "any"."""
   if checks.is_fixed_modality(modality):
     return int(modality)
-  if modality == "random" or strategy in ("random", "coreset", "badge"):
+  if modality == "random" or strategy.modality == "random":
     return _random_modality(key_modality, len(state.sizes))
-  if strategy == "ours":
+  if strategy.modality == "coverage":
     # Step 1: the least-covered modality. With nothing annotated every gap is +inf; like every
     # tie, it goes to the lowest modality index (np.argmax keeps the first maximum).
     return int(np.argmax(np.asarray(_largest_gaps(state.padded_min_sq))))
   return None
 
 
-def _select(strategy, state, batch_size, coreset_size, key, logit_scale, modality):
-  """`select_from_state` without the input checks (the callers ran them once)."""
-  pools, valid = state.padded_pools, tuple(np.int32(n) for n in state.sizes)
+def _valid(state):
+  return tuple(np.int32(n) for n in state.sizes)
+
+
+# The built-ins' round functions (signature: see strategies.py). `modality` is an int except for
+# "uncertainty" (own rule "any"), where None means every modality.
+def _ours_round(state, modality, *, batch_size, coreset_size, key):
+  del key  # deterministic
+  return _ours(state.padded_pools, _valid(state), state.padded_min_sq[modality], modality,
+               coreset_size, batch_size)
+
+
+def _random_round(state, modality, *, batch_size, coreset_size, key):
+  del coreset_size
+  return _random_subset(key, _valid(state)[modality], state.padded_pools[modality].shape[0],
+                        batch_size)
+
+
+def _coreset_round(state, modality, *, batch_size, coreset_size, key):
+  del coreset_size, key
+  index, _ = kcenter.kcenter_sq(state.padded_pools[modality], state.padded_min_sq[modality],
+                                batch_size)
+  return index
+
+
+def _uncertainty_round(state, modality, *, batch_size, coreset_size, key):
+  del coreset_size, key  # deterministic
+  every = tuple(range(len(state.sizes))) if modality is None else (modality,)
+  return _uncertainty(state.padded_pools, _valid(state), batch_size, every)
+
+
+def _badge_round(state, modality, *, batch_size, coreset_size, key, logit_scale):
+  del coreset_size
+  pools, valid = state.padded_pools, _valid(state)
+  others = [(p, n) for o, (p, n) in enumerate(zip(pools, valid)) if o != modality]
+  return badge_lib.badge(pools[modality], valid[modality], others, key, batch_size, logit_scale)
+
+
+# The built-ins' checks (signature: Strategy.check), before any device work.
+def _ours_check(sizes, *, batch_size, coreset_size, modality):
+  del batch_size
+  checks.check_every_modality(sizes)
+  checks.check_pools_hold(sizes, modality, coreset_size, "coreset_size")
+
+
+def _uncertainty_check(sizes, *, batch_size, coreset_size, modality):
+  del coreset_size
+  checks.check_every_modality(sizes)
+  if modality is None:
+    checks.check_total(sizes, batch_size)
+  else:
+    checks.check_pools_hold(sizes, modality, batch_size, "batch_size")
+
+
+def _badge_check(sizes, *, batch_size, coreset_size, modality):
+  del coreset_size
+  checks.check_every_modality(sizes)
+  checks.check_pools_hold(sizes, modality, batch_size, "batch_size")
+
+
+def badge(logit_scale=10.0):
+  """The "badge" Strategy with inverse temperature `logit_scale` (see `select_from_state`)."""
+  return Strategy("badge", functools.partial(_badge_round, logit_scale=logit_scale),
+                  modality="random", coverage=False, check=_badge_check)
+
+
+# The built-in strategies as values. "random" and "coreset" use the default check (batch_size
+# items in each pool they may draw from).
+BUILTINS = {
+    "ours": Strategy("ours", _ours_round, modality="coverage", coverage=True, check=_ours_check),
+    "random": Strategy("random", _random_round, modality="random", coverage=False),
+    "coreset": Strategy("coreset", _coreset_round, modality="random", coverage=True),
+    "uncertainty": Strategy("uncertainty", _uncertainty_round, modality="any", coverage=False,
+                            check=_uncertainty_check),
+    "badge": badge(),
+}
+assert tuple(BUILTINS) == STRATEGIES
+
+
+def as_strategy(strategy, *, logit_scale=10.0) -> Strategy:
+  """The `Strategy` a caller means; raises a one-line ValueError before any device work.
+
+  Args:
+    strategy: a built-in's name (one of STRATEGIES), a "module:function" path (imported now; see
+      strategies.load), a `Strategy` (its fields checked), or a round function
+      `fn(state, modality, *, batch_size, coreset_size, key)` (wrapped as Strategy(fn.__name__,
+      fn): own modality rule "random", distances to the annotated set computed).
+    logit_scale: BADGE's inverse temperature, for the name "badge" only.
+  """
+  if isinstance(strategy, Strategy):
+    return strategies.validated(strategy)
+  if isinstance(strategy, str):
+    if strategy == "badge":
+      return badge(logit_scale) if logit_scale != 10.0 else BUILTINS["badge"]
+    if strategy in BUILTINS:
+      return BUILTINS[strategy]
+    if ":" in strategy:
+      return strategies.load(strategy)
+    raise ValueError(f"strategy={strategy!r} is unknown; use one of {STRATEGIES}, a Strategy, a "
+                     "function or a 'module:function' path.")
+  if callable(strategy):
+    return Strategy(getattr(strategy, "__name__", repr(strategy)), strategy)
+  raise ValueError(f"strategy={strategy!r} is unknown; use one of {STRATEGIES}, a Strategy, a "
+                   "function or a 'module:function' path.")
+
+
+def _select(strategy, state, batch_size, coreset_size, key, modality):
+  """`select_from_state` for a resolved strategy, without the input checks (the callers ran them
+  once)."""
   key_modality, key_items = jax.random.split(key)
   m = _query_modality(strategy, modality, state, key_modality)
-  if strategy == "uncertainty":
-    every = tuple(range(len(pools))) if m is None else (m,)
-    modality, index = _uncertainty(pools, valid, batch_size, every)
-    return Selection(np.asarray(modality), np.asarray(index))
-  if strategy == "ours":
-    index = _ours(pools, valid, state.padded_min_sq[m], m, coreset_size, batch_size)
-  elif strategy == "random":
-    index = _random_subset(key_items, valid[m], pools[m].shape[0], batch_size)
-  elif strategy == "coreset":
-    index, _ = kcenter.kcenter_sq(pools[m], state.padded_min_sq[m], batch_size)
-  else:
-    others = [(p, n) for o, (p, n) in enumerate(zip(pools, valid)) if o != m]
-    index = badge_lib.badge(pools[m], valid[m], others, key_items, batch_size, logit_scale)
-  return Selection(np.full(batch_size, m, np.int32), np.asarray(index, np.int32))
+  picks = strategy.select(state, m, batch_size=batch_size, coreset_size=coreset_size,
+                          key=key_items)
+  return Selection(*checks.check_picks(strategy.name, picks, state.sizes, batch_size, m))
 
 
 def select_from_state(strategy, state, *, batch_size, coreset_size, key, logit_scale=10.0,
@@ -123,27 +223,34 @@ def select_from_state(strategy, state, *, batch_size, coreset_size, key, logit_s
   """One acquisition round on an `AcquisitionState` (see `select` for the strategies).
 
   Args:
-    strategy: "ours", "random", "coreset", "uncertainty" or "badge".
+    strategy: "ours", "random", "coreset", "uncertainty" or "badge", or your own: a `Strategy`, a
+      round function or a "module:function" path (see `as_strategy` and strategies.py).
     state: pools and min-distance caches (`init_state`, `update_state`).
     batch_size: B, items picked this round.
     coreset_size: B_C >= B, size of the coreset of "ours" (checked for every strategy).
     key: PRNG key; decides "random" (modality and items), "coreset" and "badge" (modality, and
       BADGE's sampling), and the modality of every strategy under modality="random". "ours" and
-      "uncertainty" are otherwise deterministic.
+      "uncertainty" are otherwise deterministic. Split in two: the modality draw uses the first
+      half, the strategy's round function gets the second.
     logit_scale: inverse temperature of BADGE's class probabilities softmax(scale * <x, y>)
-      (SigLIP's initial exp(t) = 10).
+      (SigLIP's initial exp(t) = 10); read for the name "badge" only.
     modality: the query-modality rule. None: each strategy's own (Algorithm 1's coverage gap for
       "ours", a uniformly random modality for "random"/"coreset"/"badge", every modality for
-      "uncertainty"); "random": a uniformly random modality drawn from `key` for every strategy
-      (for "ours" it replaces step 1 only; for "random"/"coreset"/"badge" it is the same draw as
-      None); an int m: modality m only, for every strategy ("uncertainty" then ranks the items of
-      m by their margins against the other modalities).
+      "uncertainty"; Strategy.modality for your own); "random": a uniformly random modality drawn
+      from `key` for every strategy (for "ours" it replaces step 1 only; for
+      "random"/"coreset"/"badge" it is the same draw as None); an int m: modality m only, for every
+      strategy ("uncertainty" then ranks the items of m by their margins against the other
+      modalities).
   Returns:
     Selection with B picks.
+  Raises:
+    ValueError (one line) on an unknown strategy, bad sizes or modality rule (before any device
+    work), or picks of the wrong shape, duplicates or out-of-range indices from the strategy.
   """
-  checks.check_round(strategy, STRATEGIES, state.sizes, batch_size=batch_size,
-                     coreset_size=coreset_size, modality=modality)
-  return _select(strategy, state, batch_size, coreset_size, key, logit_scale, modality)
+  strategy = as_strategy(strategy, logit_scale=logit_scale)
+  checks.check_round(strategy, state.sizes, batch_size=batch_size, coreset_size=coreset_size,
+                     modality=modality)
+  return _select(strategy, state, batch_size, coreset_size, key, modality)
 
 
 def select(strategy, pools, annotated, *, batch_size, coreset_size, key, metric="euclidean",
@@ -162,8 +269,11 @@ def select(strategy, pools, annotated, *, batch_size, coreset_size, key, metric=
       (quadratic); the B lowest overall.
     "badge": a uniformly random modality, BADGE on gradient embeddings whose classes are the other
       modalities' items (see badge.py).
+    Your own: a `Strategy`, a round function `fn(state, modality, *, batch_size, coreset_size,
+      key)` or a "module:function" path (strategies.py); its picks are checked.
 
   Args:
+    strategy: one of the above.
     pools: M >= 2 arrays [N_m, d] of L2-normalized embeddings of the still-unaligned items.
     annotated: M arrays [K_m, d] of the annotated items' embeddings (K_m may be 0).
     batch_size, coreset_size, key, logit_scale, modality: as in `select_from_state`.
@@ -173,17 +283,19 @@ def select(strategy, pools, annotated, *, batch_size, coreset_size, key, metric=
   Raises:
     ValueError (before any device work) on NaN/inf, mismatched dimensions, M < 2, an unknown
     strategy, metric or modality rule, batch_size > coreset_size, or a pool too small for the
-    round.
+    round; (after the strategy ran) on picks of the wrong shape or dtype, duplicates or
+    out-of-range indices.
   """
+  strategy = as_strategy(strategy, logit_scale=logit_scale)
   checks.check_metric(metric)
   sizes = checks.check_modalities(pools, annotated)
-  checks.check_round(strategy, STRATEGIES, sizes, batch_size=batch_size, coreset_size=coreset_size,
+  checks.check_round(strategy, sizes, batch_size=batch_size, coreset_size=coreset_size,
                      modality=modality)
-  if strategy not in ("ours", "coreset"):
-    # Only the coverage-based strategies read the distance to the annotated set; skip computing it.
+  if not (strategy.coverage or (strategy.modality == "coverage" and modality is None)):
+    # Only strategies that read the distance to the annotated set need it; skip computing it.
     annotated = [a[:0] for a in annotated]
   state = state_lib.build_state(pools, annotated, sizes, metric)
-  return _select(strategy, state, batch_size, coreset_size, key, logit_scale, modality)
+  return _select(strategy, state, batch_size, coreset_size, key, modality)
 
 
 def picks_for_budget(strategy, budget, sizes, modality=None):
@@ -198,21 +310,21 @@ def picks_for_budget(strategy, budget, sizes, modality=None):
   other: `budget`.
 
   Args:
-    strategy: one of STRATEGIES.
+    strategy: a built-in's name, a `Strategy`, a round function or a "module:function" path
+      (`as_strategy`); a strategy whose own modality rule is "any" counts as "uncertainty".
     budget: int >= 1, queries to spend this round.
     sizes: per modality, the number of still-unaligned items the selection sees (M >= 2).
     modality: the rule passed to `select` (None, "random" or an int index).
   Returns:
     int, the batch_size to pass to `select` (and coreset_size >= it).
   """
-  if strategy not in STRATEGIES:
-    raise ValueError(f"strategy={strategy!r} is unknown; use one of {STRATEGIES}.")
+  strategy = as_strategy(strategy)
   checks.check_count("budget", budget, minimum=1)
   if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__") or len(sizes) < 2:
     raise ValueError(f"sizes={sizes!r} must list the unaligned items of each of M >= 2 modalities.")
   for m, n in enumerate(sizes):
     checks.check_count(f"sizes[{m}] (modality {m})", n)
   checks.check_modality(modality, len(sizes))
-  if strategy == "uncertainty" and modality is None:
+  if strategy.modality == "any" and modality is None:
     return int(min(2 * budget, sum(sizes)))
   return int(budget)
