@@ -1,0 +1,36 @@
+"""notebooks/quickstart.ipynb runs top to bottom in a fresh kernel, and is committed without
+outputs."""
+
+import os
+
+import nbformat
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NOTEBOOK = os.path.join(ROOT, "notebooks", "quickstart.ipynb")
+
+
+def test_the_committed_notebook_has_no_outputs():
+  nb = nbformat.read(NOTEBOOK, as_version=4)
+  nbformat.validate(nb)
+  code = [c for c in nb.cells if c.cell_type == "code"]
+  assert code, "the notebook has no code cells"
+  dirty = [i for i, c in enumerate(nb.cells)
+           if c.cell_type == "code" and (c.outputs or c.execution_count is not None)]
+  assert not dirty, (f"cells {dirty} of {NOTEBOOK} carry outputs; clear them before committing "
+                     "(jupyter nbconvert --clear-output --inplace)")
+
+
+def test_the_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
+  nbclient = pytest.importorskip("nbclient")
+  nb = nbformat.read(NOTEBOOK, as_version=4)
+  # The kernel is a fresh process that inherits this environment: one CPU device, as a user's
+  # session has (conftest.py gives the tests 8 virtual ones), and a data cache of its own.
+  monkeypatch.delenv("XLA_FLAGS", raising=False)
+  monkeypatch.setenv("MMAL_JAX_CACHE", str(tmp_path / "cache"))
+  client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
+                                   resources={"metadata": {"path": str(tmp_path)}})
+  client.execute()  # raises CellExecutionError, naming the cell, if any cell fails
+  errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
+            if o.output_type == "error"]
+  assert not errors
