@@ -251,3 +251,14 @@ def test_the_loop_proposes_what_a_path_strategy_picks(user_module, tmp_path):
   assert queries.modality.tolist() == [1, 1, 1]
   assert queries.item.tolist() == order[1][:3].tolist()
   assert state.records[0]["strategy"] == f"{user_module}:Holder.first"
+
+
+def test_the_packaged_example_by_its_path():
+  pools, annotated = _circle()
+  path = "mmal_jax.acquisition.examples:farthest"
+  sel = acquisition.select(path, pools, annotated, **_kw())
+  assert sel.modality.tolist() == [0, 0] and sel.index.tolist() == [2, 1]
+  # Nothing annotated: every gap is +inf (modality 0 by the tie rule), every distance too (the
+  # first items by the tie rule).
+  sel = acquisition.select(path, pools, [a[:0] for a in annotated], **_kw())
+  assert sel.modality.tolist() == [0, 0] and sel.index.tolist() == [0, 1]

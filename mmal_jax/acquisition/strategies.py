@@ -26,9 +26,11 @@ The round function (the built-ins' signature):
 when it is an int, index in [0, N_m), no item twice) and raises a one-line ValueError naming the
 strategy otherwise.
 
-From a config: `config.strategies = ("ours", "my_package.my_module:my_strategy")`; the path is
-imported when the config is checked (`experiment.check_config`), and must name a `Strategy` or a
-round function (wrapped with the defaults below; the path is its name in records).
+From a config: `config.strategies = ("ours", "my_package.my_module:my_strategy")` (command line:
+"--config.strategies=('ours','my_package.my_module:my_strategy')"); the path is imported when the
+config is checked (`experiment.check_config`), and must name a `Strategy` or a round function
+(wrapped with the defaults below); the path is the run's name in records and outputs. examples.py
+holds one: "mmal_jax.acquisition.examples:farthest".
 """
 import importlib
 from typing import Any, Callable, NamedTuple, Optional
