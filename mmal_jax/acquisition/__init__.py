@@ -27,7 +27,8 @@ built-ins' signature, passed to `select` as a value or listed in config.strategi
   sel = select(farthest, pools, annotated, batch_size=B, coreset_size=B_C, key=key)
   sel = select(Strategy("farthest", farthest, modality="coverage"), ...)  # own modality rule
 `as_strategy(x)` resolves a name, path, function or Strategy (one-line ValueError when it does
-not resolve); BUILTINS maps each built-in's name to its Strategy value. The picks a strategy
+not resolve); BUILTINS maps each built-in's name to its Strategy value; examples.py holds the one
+above as the path "mmal_jax.acquisition.examples:farthest". The picks a strategy
 returns are checked: shape [B], integers, no item twice, every index inside its pool.
 
 Streaming (Section 4.2): call `select` with pools = the current buffer's embeddings and annotated =
