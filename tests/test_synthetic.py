@@ -19,9 +19,13 @@ SHAPE_WORDS = set(synthetic.SHAPES)
 
 
 def _color_masks(image):
-  """{color: bool[S, S]} of the pixels within 60 (RGB L2) of that palette color."""
+  """{color: bool[S, S]} of the pixels within 45 (RGB L2) of that palette color.
+
+  Objects are drawn within ~25 of it (+-10 per channel, noise std 4); the anti-aliased outline of a
+  white object on a maroon background comes within ~60 of pink, hence not 60.
+  """
   x = image.astype(np.float64)
-  return {c: np.linalg.norm(x - np.asarray(rgb, np.float64), axis=-1) < 60
+  return {c: np.linalg.norm(x - np.asarray(rgb, np.float64), axis=-1) < 45
           for c, rgb in synthetic.COLORS.items()}
 
 
@@ -42,17 +46,21 @@ def _dilate(mask):
 
 
 def _parse(caption):
-  """[(color, shape)] of a group caption, and which of the two is left/top if the caption says."""
-  m = re.fullmatch(r"the (\w+) is (\w+) and the (\w+) is (\w+)", caption)
-  if m:
-    return [(m[2], m[1]), (m[4], m[3])], None
-  m = re.fullmatch(r"a (\w+) (\w+) (to the left of|to the right of|above|below|and|next to) "
-                   r"a (\w+) (\w+)", caption)
+  """[(color, shape, size)] of a group caption, which of the two is left/top if the caption says,
+  and the background name."""
+  m = re.fullmatch(r"(.*) on a (\w+) background", caption)
   assert m, caption
-  objects = [(m[1], m[2]), (m[4], m[5])]
+  caption, bg = m[1], m[2]
+  m = re.fullmatch(r"the (\w+) (\w+) is (\w+) and the (\w+) (\w+) is (\w+)", caption)
+  if m:
+    return [(m[3], m[2], m[1]), (m[6], m[5], m[4])], None, bg
+  m = re.fullmatch(r"a (\w+) (\w+) (\w+) (to the left of|to the right of|above|below|and|next to) "
+                   r"a (\w+) (\w+) (\w+)", caption)
+  assert m, caption
+  objects = [(m[2], m[3], m[1]), (m[6], m[7], m[5])]
   first = {"to the left of": ("x", 0), "to the right of": ("x", 1), "above": ("y", 0),
-           "below": ("y", 1)}.get(m[3])
-  return objects, first
+           "below": ("y", 1)}.get(m[4])
+  return objects, first, bg
 
 
 @pytest.fixture(scope="module")
@@ -80,23 +88,34 @@ def test_captions_swap_the_two_colors(small):
 def test_images_show_what_the_captions_say(small):
   for split in (small.train, small.test):
     for image, caption in zip(split.images, split.texts):
-      objects, first = _parse(caption)
+      objects, first, bg = _parse(caption)
       masks = _color_masks(image)
-      named = {c for c, _ in objects}
-      for color, shape in objects:
-        assert masks[color].sum() >= 25, (caption, color)
+      named = {c for c, _, _ in objects}
+      for color, shape, size in objects:
+        area = masks[color].sum()
+        # Radius squared from the area (shape area / r^2 from the polygons): small radii are 3.8-4.5
+        # pixels (r^2 14.7-20.1), big ones 5.8-6.7 (r^2 33-45); the thresholded outline moves
+        # these by a few (measured over 600 pairs: small <= 21.6, big >= 25.8).
+        r2 = area / dict(circle=np.pi, square=2.69, triangle=1.73, diamond=2.0, cross=2.36)[shape]
+        assert (r2 < 23.5) if size == "small" else (r2 > 23.5), (caption, color, r2)
         fill = _fill(masks[color])
         if shape == "square":
-          assert fill > 0.85, (caption, fill)
+          assert fill > 0.8, (caption, fill)
         elif shape == "circle":
-          assert 0.6 < fill < 0.9, (caption, fill)
+          assert 0.6 < fill < 0.93, (caption, fill)
         else:
           assert fill < 0.72, (caption, fill)
       for other in COLOR_WORDS - named:
         assert masks[other].sum() < 3, (caption, other)
+      # The named background is the nearest one to the median of the pixels no object covers.
+      free = ~_dilate(masks[objects[0][0]] | masks[objects[1][0]])
+      median = np.median(image[free].astype(np.float64), axis=0)
+      nearest = min(synthetic.BACKGROUNDS,
+                    key=lambda b: np.linalg.norm(median - np.asarray(synthetic.BACKGROUNDS[b])))
+      assert nearest == bg, (caption, median)
       if first is not None:
         axis, k = first
-        a, b = (_centroid(masks[c]) for c, _ in objects)
+        a, b = (_centroid(masks[c]) for c, _, _ in objects)
         pos = dict(x=0, y=1)[axis]
         assert (a[pos] < b[pos]) == (k == 0), caption
 
@@ -104,12 +123,13 @@ def test_images_show_what_the_captions_say(small):
 def test_swapped_image_moves_only_the_colors(small):
   for g in range(len(small.train) // 2):
     i1, i2 = small.train.images[2 * g], small.train.images[2 * g + 1]
-    (c1, _), (c2, _) = _parse(small.train.texts[2 * g])[0]
+    (c1, _, _), (c2, _, _) = _parse(small.train.texts[2 * g])[0]
     m1, m2 = _color_masks(i1), _color_masks(i2)
     # The object drawn in c1 in image 1 is drawn in c2 in image 2, in the same place.
     for a, b in ((c1, c2), (c2, c1)):
       np.testing.assert_allclose(_centroid(m1[a]), _centroid(m2[b]), atol=1.0)
-      assert abs(int(m1[a].sum()) - int(m2[b].sum())) <= 0.25 * m1[a].sum()
+      # Thresholded areas depend a little on color vs background contrast at the outline.
+      assert abs(int(m1[a].sum()) - int(m2[b].sum())) <= 0.3 * max(m1[a].sum(), m2[b].sum())
     # Away from the objects' (anti-aliased) outlines, the two images are the same scene.
     background = ~_dilate(m1[c1] | m1[c2] | m2[c1] | m2[c2])
     assert background.sum() > 500
@@ -133,13 +153,13 @@ def test_deterministic_and_cached(tmp_path, monkeypatch):
 
 
 def _combination(caption):
-  objects, _ = _parse(caption)
-  return tuple(sorted(objects))
+  objects, _, _ = _parse(caption)
+  return tuple(sorted((c, s) for c, s, _ in objects))
 
 
 def test_long_tail_and_near_duplicates(tmp_path):
   # Zipf with exponent 2 puts 1 / zeta(2) ~ 0.6 of the mass on the top combination; the uniform test
-  # split spreads over 840 combinations.
+  # split spreads over 1,120 combinations.
   tail = synthetic.colorswap_like(seed=0, num_train_groups=200, num_test_groups=200, cache_dir=tmp_path,
                                   zipf_exponent=2.0, near_duplicate_fraction=0.0)
   top = lambda p: collections.Counter(_combination(t) for t in p.texts[::2]).most_common(1)[0][1] / 200
@@ -151,8 +171,8 @@ def test_long_tail_and_near_duplicates(tmp_path):
     counts = collections.Counter(s.train.texts[::2])
     return sum(c for c in counts.values() if c > 1), s
 
-  # Uniform draws over ~4000 (combination, template) captions collide ~5 times in 200 groups, but
-  # no combination is drawn as often as it has templates, so every drawn group keeps its own caption ...
+  # Uniform draws over ~120,000 (combination, sizes, background, template) captions rarely collide,
+  # and a collision moves to a free template, so every drawn group keeps its own caption ...
   baseline, _ = duplicated(0.0)
   assert baseline == 0
   # ... while each of the 60 copies shares its caption with its original.
@@ -179,32 +199,76 @@ def test_bad_options_raise(kwargs, match, tmp_path):
   assert not os.listdir(tmp_path)
 
 
-def test_pretraining_corpus_never_binds_two_colors(tmp_path):
-  corpus = synthetic.pretraining_corpus(seed=1, num_pairs=300, cache_dir=tmp_path)
-  assert corpus.images.shape == (300, 32, 32, 3)
+def test_pretraining_corpus_never_binds_two_colors_as_the_groups_do(tmp_path):
+  corpus = synthetic.pretraining_corpus(seed=1, num_pairs=600, cache_dir=tmp_path,
+                                        kind_weights=(1, 1, 1, 1, 1, 1))
+  assert corpus.images.shape == (600, 32, 32, 3)
   kinds = collections.Counter()
+  noisy_right = []
   for image, caption in zip(corpus.images, corpus.texts):
     words = caption.split()
     colors = [w for w in words if w in COLOR_WORDS]
     shapes = [w for w in words if w in SHAPE_WORDS]
     masks = _color_masks(image)
-    assert {c for c in COLOR_WORDS if masks[c].sum() >= 20} == set(colors), caption
-    if len(set(colors)) == 2:  # Two colors: named apart from shapes, alphabetically.
+    assert {c for c in COLOR_WORDS if masks[c].sum() >= 15} == set(colors), caption
+    assert words[-1] == "background" and words[-2] in synthetic.BACKGROUNDS, caption
+    prefix_bound = any(a in COLOR_WORDS and b in SHAPE_WORDS for a, b in zip(words, words[1:]))
+    if len(set(colors)) == 2 and len(set(shapes)) == 1:  # Colors bound to places, one shape.
+      kinds["same shape"] += 1
+      assert re.search(r"to the (left|right) of|above|below", caption), caption
+    elif len(set(colors)) == 2 and "in" in words:  # Bound, but only in the postfix syntax.
+      kinds["postfix"] += 1
+      assert re.fullmatch(r"a (small|big) \w+ in \w+ and a (small|big) \w+ in \w+ on a \w+ background",
+                          caption), caption
+      assert not prefix_bound, caption
+    elif len(set(colors)) == 2 and (prefix_bound or re.search(r"the \w+ \w+ is \w+", caption)):
+      # The group templates, their two colors assigned at random.
+      kinds["prefix noisy"] += 1
+      objects, first, _ = _parse(caption)
+      if first is not None:  # Is the color named for object a drawn where the caption puts a?
+        axis, k = first
+        a, b = (_centroid(masks[c]) for c, _, _ in objects)
+        pos = dict(x=0, y=1)[axis]
+        noisy_right.append((a[pos] < b[pos]) == (k == 0))
+    elif len(set(colors)) == 2:  # Two colors and two shapes: named apart, alphabetically.
       kinds["two colors"] += 1
       assert colors == sorted(colors) and shapes == sorted(shapes), caption
-      assert not any(a in COLOR_WORDS and b in SHAPE_WORDS for a, b in zip(words, words[1:]))
-      assert not re.search(r"the \w+ is \w+", caption)
+      assert not prefix_bound and not re.search(r"the \w+ \w+ is \w+", caption), caption
     else:
       kinds["one color"] += 1
-  assert kinds["two colors"] > 50 and kinds["one color"] > 100
+  assert min(kinds["two colors"], kinds["same shape"], kinds["postfix"], kinds["prefix noisy"]) > 50, kinds
+  assert kinds["one color"] > 100, kinds
+  # Right about as often as wrong: the group templates never teach which color goes where.
+  assert len(noisy_right) > 30 and 0.25 < np.mean(noisy_right) < 0.75, noisy_right
+
+
+def test_pretraining_units_pair_color_swapped_twins(tmp_path):
+  corpus = synthetic.pretraining_corpus(seed=3, num_pairs=60, cache_dir=tmp_path,
+                                        kind_weights=(0, 0, 0, 1, 1, 0))
+  for u in range(30):
+    w1, w2 = corpus.texts[2 * u].split(), corpus.texts[2 * u + 1].split()
+    colors = [i for i, w in enumerate(w1) if w in COLOR_WORDS]
+    assert len(colors) == 2 and w1[colors[0]] != w1[colors[1]]
+    expected = list(w1)
+    expected[colors[0]], expected[colors[1]] = w1[colors[1]], w1[colors[0]]
+    assert w2 == expected
+    m1, m2 = _color_masks(corpus.images[2 * u]), _color_masks(corpus.images[2 * u + 1])
+    c1, c2 = w1[colors[0]], w1[colors[1]]
+    for a, b in ((c1, c2), (c2, c1)):  # Each object keeps its place and takes the other color.
+      np.testing.assert_allclose(_centroid(m1[a]), _centroid(m2[b]), atol=1.0)
+  with pytest.raises(DataError, match="even"):
+    synthetic.pretraining_corpus(num_pairs=7, cache_dir=tmp_path)
+  with pytest.raises(DataError, match="kind_weights"):
+    synthetic.pretraining_corpus(num_pairs=8, cache_dir=tmp_path, kind_weights=(1, 1))
 
 
 def test_vocabulary_covers_every_caption(small, tmp_path):
   vocab = set(synthetic.vocabulary())
-  corpus = synthetic.pretraining_corpus(seed=2, num_pairs=200, cache_dir=tmp_path)
+  corpus = synthetic.pretraining_corpus(seed=2, num_pairs=200, cache_dir=tmp_path,
+                                        kind_weights=(1, 1, 1, 1, 1, 1))
   for caption in small.train.texts + small.test.texts + corpus.texts:
     assert set(caption.split()) <= vocab, caption
-  assert COLOR_WORDS | SHAPE_WORDS <= vocab
+  assert COLOR_WORDS | SHAPE_WORDS | set(synthetic.SIZES) | set(synthetic.BACKGROUNDS) <= vocab
 
 
 def test_load_dataset_dispatch(tmp_path):
@@ -257,6 +321,8 @@ def test_committed_checkpoint_starts_below_ceiling(tmp_path):
   zimg = embeddings.embed_images(model, params, prep.images(test.images))
   ztxt = embeddings.embed_texts(model, params, prep.texts(test.texts))
   scores = _reference_scores(zimg, ztxt)
-  for k, v in scores.items():  # Near-ties may flip between devices: allow one group in 300.
-    assert abs(v - meta["pretrained_test_scores"][k]) <= 1 / 300 + 1e-9, (k, v)
-  assert scores["group"] < 0.2 and scores["text"] < 0.4
+  num_groups = len(test) // 2
+  for k, v in scores.items():  # Near-ties may flip between devices: allow two groups.
+    assert abs(v - meta["pretrained_test_scores"][k]) <= 2 / num_groups + 1e-9, (k, v)
+  # Low, as the regime needs (experiments/regime_check.py, criterion C2 asks <= 0.15; measured 0.157).
+  assert scores["group"] < 0.2 and scores["text"] < 0.5

@@ -1,22 +1,36 @@
 """The embedded default: a procedural ColorSwap-like dataset and a pretraining corpus.
 
-Each ColorSwap-like group is two rendered scenes of the same two objects (a shape and a color each,
-on a varied background) whose colors are swapped, with captions that bind colors to shapes
-("a red circle to the left of a blue square" / "a blue circle to the left of a red square").
+Each ColorSwap-like group is two rendered scenes of the same two objects (a size, a color and a
+shape each, on a named dark background) whose colors are swapped, with captions that bind colors to
+shapes and name everything else ("a small red circle to the left of a big blue square on a teal
+background" / "a small blue circle to the left of a big red square on a teal background").
 Groups are laid out as consecutive pairs (2g, 2g+1), as in `pairs.ColorSwapSplits`.
 
-The training pool is long-tailed on purpose, as real collections are: its attribute combinations
-(colors, shapes) follow a Zipf law over a seeded ranking, and a fraction of its groups are
-near-duplicates of others (same attributes, template and background; jittered geometry). The test
-groups draw combinations with their own exponent (uniform by default), so covering the attribute
-space is what a good selection buys. Apart from near-duplicates, pool captions are distinct where
-the templates allow it, as in real ColorSwap: two captions that are the same string embed the same
-for any model, so every image whose two best-matching texts are such a repeat has a margin of
-exactly 0, a tie that says nothing about the model.
+As in real ColorSwap, whose images differ in everything but the swapped colors, a pool item is
+mostly told apart from the others by its content: sizes and backgrounds multiply the 1,120
+(color, color, shape, shape) combinations by 24, so the one systematic confusion left for a model
+that does not bind colors to shapes is the color-swap twin (experiments/regime_check.py computes
+the pseudo-alignment ceilings from the captions: ~0.84 for a perfect reader, ~0.42 for a
+bag-of-attributes one, on the default pool).
 
-The pretraining corpus teaches colors, shapes, the caption templates and two-object scenes, but
-never which color goes with which shape when two objects differ in color: single objects, pairs
-of one color, and pairs of two colors whose caption names colors and shapes in alphabetical order.
+The training pool is long-tailed on purpose, as real collections are: its color/shape combinations
+follow a Zipf law over a seeded ranking, and a fraction of its groups are near-duplicates of others
+(same attributes, template and background; jittered geometry). The test groups draw combinations
+with their own exponent (uniform by default), so covering the attribute space is what a good
+selection buys. Apart from near-duplicates, pool captions are distinct where the templates allow it,
+as in real ColorSwap: two captions that are the same string embed the same for any model, so every
+image whose two best-matching texts are such a repeat has a margin of exactly 0, a tie that says
+nothing about the model.
+
+The pretraining corpus teaches colors, shapes, sizes, backgrounds, the caption templates and
+two-object scenes, and binds colors to shapes only in a syntax the group captions never use ("a big
+circle in red and a small square in blue"): single objects, pairs of one color, pairs of two colors
+whose caption names colors and shapes in alphabetical order, postfix-bound pairs next to their
+color-swapped twins, and pairs of two colors under the group templates with the colors assigned at
+random (so the group syntax itself carries no binding), plus optional pairs of one shape in two
+colors (colors bound to places). The model it gives knows every attribute and binding in the other
+syntax, but scores low on the groups until a few annotated pairs carry binding over
+(experiments/pretrain_synthetic.py has the measurements).
 
 Everything is deterministic from the seed and cached on disk as .npz, keyed by a hash of every
 generation parameter (`cache_dir`, else $MMAL_JAX_CACHE, else ~/.cache/mmal_jax).
@@ -35,34 +49,63 @@ from mmal_jax import files
 from mmal_jax.data.pairs import ColorSwapSplits, DataError, Pairs
 
 # Bump when rendering or sampling changes, so stale caches are not reused.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 
 COLORS = {
     "red": (220, 35, 35), "pink": (250, 135, 200), "yellow": (240, 225, 40),
     "green": (40, 185, 50), "blue": (45, 90, 240), "purple": (155, 50, 205),
-    "white": (240, 240, 240),
+    "white": (240, 240, 240), "cyan": (40, 215, 225),
 }
 SHAPES = ("circle", "square", "triangle", "diamond", "cross")
-
-# Object "a" is the left (horizontal) or top (vertical) one.
-TEMPLATES = {
-    "horizontal": (
-        "a {ca} {sa} to the left of a {cb} {sb}",
-        "a {cb} {sb} to the right of a {ca} {sa}",
-        "a {ca} {sa} and a {cb} {sb}",
-        "a {ca} {sa} next to a {cb} {sb}",
-        "the {sa} is {ca} and the {sb} is {cb}",
-    ),
-    "vertical": (
-        "a {ca} {sa} above a {cb} {sb}",
-        "a {cb} {sb} below a {ca} {sa}",
-        "a {ca} {sa} and a {cb} {sb}",
-        "the {sa} is {ca} and the {sb} is {cb}",
-    ),
+# Object radius ranges, as fractions of the image side: small objects are ~4 px across at 32 px,
+# big ones ~6 px, so the two classes never overlap.
+SIZES = {"small": (0.12, 0.14), "big": (0.18, 0.21)}
+# Dark named backgrounds, each >= 70 (RGB L2) from the others and >= 100 from every object color.
+BACKGROUNDS = {
+    "black": (12, 12, 12), "gray": (95, 95, 95), "maroon": (95, 15, 40), "navy": (15, 20, 100),
+    "teal": (10, 90, 80), "olive": (85, 85, 10),
 }
-SINGLE_TEMPLATES = ("a {c} {s}", "one {c} {s}", "the {s} is {c}")
-# Colors and shapes each in alphabetical order: the caption says nothing about which goes where.
-UNBOUND_TEMPLATES = ("a {s1} and a {s2} colored {c1} and {c2}", "{c1} and {c2} shapes a {s1} and a {s2}")
+
+# Object "a" is the left (horizontal) or top (vertical) one. Every caption names each object's
+# size, color and shape and the background, so that a pool item is told apart from the others by
+# its content; the color-swap twin is the one systematic confusion left for a model that does not
+# bind colors to shapes.
+_BG = " on a {bg} background"
+TEMPLATES = {
+    "horizontal": tuple(t + _BG for t in (
+        "a {za} {ca} {sa} to the left of a {zb} {cb} {sb}",
+        "a {zb} {cb} {sb} to the right of a {za} {ca} {sa}",
+        "a {za} {ca} {sa} and a {zb} {cb} {sb}",
+        "a {za} {ca} {sa} next to a {zb} {cb} {sb}",
+        "the {za} {sa} is {ca} and the {zb} {sb} is {cb}",
+    )),
+    "vertical": tuple(t + _BG for t in (
+        "a {za} {ca} {sa} above a {zb} {cb} {sb}",
+        "a {zb} {cb} {sb} below a {za} {ca} {sa}",
+        "a {za} {ca} {sa} and a {zb} {cb} {sb}",
+        "the {za} {sa} is {ca} and the {zb} {sb} is {cb}",
+    )),
+}
+SINGLE_TEMPLATES = tuple(t + _BG for t in ("a {z} {c} {s}", "one {z} {c} {s}", "the {z} {s} is {c}"))
+# Colors in alphabetical order, shapes (with their sizes) too: the caption says nothing about which
+# color goes where.
+UNBOUND_TEMPLATES = tuple(t + _BG for t in (
+    "a {z1} {s1} and a {z2} {s2} colored {c1} and {c2}",
+    "{c1} and {c2} shapes a {z1} {s1} and a {z2} {s2}",
+))
+# Pretraining pairs that bind colors to places but not to shapes: two objects of one shape.
+SAME_SHAPE_TEMPLATES = {
+    "horizontal": tuple(t + _BG for t in (
+        "a {za} {ca} {sa} to the left of a {zb} {cb} {sb}",
+        "a {zb} {cb} {sb} to the right of a {za} {ca} {sa}")),
+    "vertical": tuple(t + _BG for t in (
+        "a {za} {ca} {sa} above a {zb} {cb} {sb}",
+        "a {zb} {cb} {sb} below a {za} {ca} {sa}")),
+}
+
+# Pretraining pairs that bind colors to shapes in a syntax the group captions never use (the color
+# after the shape, "a big circle in red"), in either object order.
+POSTFIX_TEMPLATES = tuple(t + _BG for t in ("a {za} {sa} in {ca} and a {zb} {sb} in {cb}",))
 
 _SUPERSAMPLE = 4
 _NOISE_STD = 4.0
@@ -70,8 +113,9 @@ _NOISE_STD = 4.0
 
 def vocabulary() -> tuple[str, ...]:
   """Every word any caption of this module can contain, sorted: the embedded word vocabulary."""
-  templates = [*itertools.chain(*TEMPLATES.values()), *SINGLE_TEMPLATES, *UNBOUND_TEMPLATES]
-  words = set(COLORS) | set(SHAPES)
+  templates = [*itertools.chain(*TEMPLATES.values()), *SINGLE_TEMPLATES, *UNBOUND_TEMPLATES,
+               *itertools.chain(*SAME_SHAPE_TEMPLATES.values()), *POSTFIX_TEMPLATES]
+  words = set(COLORS) | set(SHAPES) | set(SIZES) | set(BACKGROUNDS)
   for template in templates:
     words |= {w for w in template.split() if not w.startswith("{")}
   return tuple(sorted(words))
@@ -81,13 +125,17 @@ def vocabulary() -> tuple[str, ...]:
 class Mix:
   """How groups are drawn; the test split reads only `test_zipf_exponent` and `vertical_fraction`.
 
-  zipf_exponent: P(k-th most common combination) ~ 1 / k**zipf_exponent; 0 = uniform.
+  zipf_exponent: P(k-th most common (color, color, shape, shape) combination) ~ 1 / k**zipf_exponent;
+    0 = uniform. Sizes and backgrounds are uniform.
   near_duplicate_fraction: share of pool groups that copy another pool group with jittered geometry.
   vertical_fraction: share of scenes laid out top/bottom instead of left/right.
   test_zipf_exponent: exponent for the test groups (same ranking as the pool).
   """
-  zipf_exponent: float = 1.1
-  near_duplicate_fraction: float = 0.15
+  # 0.6 and 0.1: a perfect model could pseudo-align ~0.84 of the 1,400-item pool, one blind to
+  # color-shape binding ~0.42 (experiments/regime_check.py computes both); at the previous 1.1 and
+  # 0.15 over unnamed sizes and backgrounds these ceilings were 0.19 and 0.10.
+  zipf_exponent: float = 0.6
+  near_duplicate_fraction: float = 0.1
   vertical_fraction: float = 0.3
   test_zipf_exponent: float = 0.0
 
@@ -147,10 +195,10 @@ def _render(scene, image_size):
   return np.clip(np.rint(image + noise), 0, 255).astype(np.uint8)
 
 
-def _background(rng, image_size):
-  """(tinted gray rgb, gradient angle, gradient slope, pixel noise f32[S, S, 3])."""
-  base = rng.uniform(25, 110) + rng.uniform(-12, 12, size=3)
-  return (base, rng.uniform(0, 2 * np.pi), rng.uniform(0, 25), _noise(rng, image_size))
+def _background(rng, image_size, name):
+  """(rgb near BACKGROUNDS[name], gradient angle, gradient slope, pixel noise f32[S, S, 3])."""
+  base = np.asarray(BACKGROUNDS[name], np.float64) + rng.uniform(-8, 8, size=3)
+  return (base, rng.uniform(0, 2 * np.pi), rng.uniform(0, 15), _noise(rng, image_size))
 
 
 def _noise(rng, image_size):
@@ -159,6 +207,11 @@ def _noise(rng, image_size):
 
 def _object_rgb(rng, color):
   return tuple(int(v) for v in np.clip(np.asarray(COLORS[color]) + rng.integers(-10, 11, 3), 0, 255))
+
+
+def _pick(rng, names):
+  names = sorted(names)
+  return names[rng.integers(len(names))]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -177,11 +230,12 @@ def _zipf_probs(n, exponent):
   return p / p.sum()
 
 
-def _two_object_geometry(rng, layout):
-  """[(cx, cy, r)] * 2 for objects a (left/top) and b, never overlapping."""
-  along = (rng.uniform(0.2, 0.3), rng.uniform(0.7, 0.8))
+def _two_object_geometry(rng, layout, sizes):
+  """[(cx, cy, r)] * 2 for objects a (left/top) and b of `sizes` (SIZES keys), never overlapping:
+  centers are >= 0.44 apart along the layout and two big radii add up to <= 0.42."""
+  along = (rng.uniform(0.22, 0.28), rng.uniform(0.72, 0.78))
   across = rng.uniform(0.3, 0.7, size=2)
-  radius = rng.uniform(0.15, 0.2, size=2)
+  radius = [rng.uniform(*SIZES[z]) for z in sizes]
   if layout == "horizontal":
     return [(along[k], across[k], radius[k]) for k in range(2)]
   return [(across[k], along[k], radius[k]) for k in range(2)]
@@ -191,15 +245,25 @@ def _group_spec(rng, combo, mix, image_size):
   layout = "vertical" if rng.random() < mix.vertical_fraction else "horizontal"
   templates = TEMPLATES[layout]
   ca, cb = combo[:2]
-  return dict(combo=combo, layout=layout, template=templates[rng.integers(len(templates))],
-              geometry=_two_object_geometry(rng, layout), background=_background(rng, image_size),
+  sizes = (_pick(rng, SIZES), _pick(rng, SIZES))
+  bg = _pick(rng, BACKGROUNDS)
+  return dict(combo=combo, sizes=sizes, bg=bg, layout=layout,
+              template=templates[rng.integers(len(templates))],
+              geometry=_two_object_geometry(rng, layout, sizes),
+              background=_background(rng, image_size, bg),
               rgb=(_object_rgb(rng, ca), _object_rgb(rng, cb)))
+
+
+def _format(template, spec, ca, cb):
+  sa, sb = spec["combo"][2:]
+  za, zb = spec["sizes"]
+  return template.format(ca=ca, sa=sa, za=za, cb=cb, sb=sb, zb=zb, bg=spec["bg"])
 
 
 def _captions(spec, template):
   """The group's two captions under `template`: as drawn, and with the colors swapped."""
-  ca, cb, sa, sb = spec["combo"]
-  return {template.format(ca=ca, sa=sa, cb=cb, sb=sb), template.format(ca=cb, sa=sa, cb=ca, sb=sb)}
+  ca, cb = spec["combo"][:2]
+  return {_format(template, spec, ca, cb), _format(template, spec, cb, ca)}
 
 
 def _distinct_captions(rng, specs):
@@ -218,10 +282,10 @@ def _distinct_captions(rng, specs):
 
 def _near_duplicate(rng, spec, image_size):
   """Same attributes, template and background colors; geometry jittered, new pixel noise."""
-  geometry = [(float(np.clip(cx + rng.uniform(-0.04, 0.04), 0.2, 0.8)),
-               float(np.clip(cy + rng.uniform(-0.04, 0.04), 0.2, 0.8)),
-               float(np.clip(r + rng.uniform(-0.015, 0.015), 0.15, 0.2)))
-              for cx, cy, r in spec["geometry"]]
+  geometry = [(float(np.clip(cx + rng.uniform(-0.03, 0.03), 0.2, 0.8)),
+               float(np.clip(cy + rng.uniform(-0.03, 0.03), 0.2, 0.8)),
+               float(np.clip(r + rng.uniform(-0.01, 0.01), *SIZES[z])))
+              for (cx, cy, r), z in zip(spec["geometry"], spec["sizes"])]
   return dict(spec, geometry=geometry,
               background=(*spec["background"][:3], _noise(rng, image_size)))
 
@@ -234,7 +298,7 @@ def _render_group(spec, image_size):
     (xa, ya, ra), (xb, yb, rb) = spec["geometry"]
     scene = dict(background=spec["background"],
                  objects=[(sa, rgb1, xa, ya, ra), (sb, rgb2, xb, yb, rb)])
-    out.append((_render(scene, image_size), spec["template"].format(ca=c1, sa=sa, cb=c2, sb=sb)))
+    out.append((_render(scene, image_size), _format(spec["template"], spec, c1, c2)))
   return out
 
 
@@ -264,7 +328,7 @@ def _generate_colorswap_like(seed, num_train_groups, num_test_groups, image_size
                          test=_pairs_from_groups(test_specs, image_size))
 
 
-def colorswap_like(*, seed: int = 0, num_train_groups: int = 700, num_test_groups: int = 300,
+def colorswap_like(*, seed: int = 0, num_train_groups: int = 700, num_test_groups: int = 2000,
                    image_size: int = 32, cache_dir=None, **mix) -> ColorSwapSplits:
   """The embedded ColorSwap-like dataset: train 2*num_train_groups pairs, test 2*num_test_groups.
 
@@ -295,46 +359,104 @@ def _splits_to_arrays(splits):
 # ----------------------------------------------------------------------------------------------
 # Pretraining corpus
 
+PRETRAINING_KINDS = ("single", "one_color", "unbound", "same_shape", "postfix", "prefix_noisy")
+SWAPPED_KINDS = ("same_shape", "postfix")
 
-def _pretraining_pair(rng, image_size):
-  colors, kind = sorted(COLORS), rng.integers(3)
-  background = _background(rng, image_size)
-  if kind == 0:  # One object anywhere, bigger than in the groups.
-    c, s = colors[rng.integers(len(colors))], SHAPES[rng.integers(len(SHAPES))]
-    cx, cy, r = *rng.uniform(0.3, 0.7, size=2), rng.uniform(0.15, 0.28)
+
+def _pretraining_pair(rng, image_size, kind):
+  """[(image, caption)]: one pair, or for the kinds in SWAPPED_KINDS the pair and its color swap."""
+  colors = sorted(COLORS)
+  bg = _pick(rng, BACKGROUNDS)
+  background = _background(rng, image_size, bg)
+  if kind == "single":  # One object anywhere.
+    c, s, z = _pick(rng, COLORS), _pick(rng, SHAPES), _pick(rng, SIZES)
+    cx, cy, r = *rng.uniform(0.3, 0.7, size=2), rng.uniform(*SIZES[z])
     scene = dict(background=background, objects=[(s, _object_rgb(rng, c), cx, cy, r)])
-    text = SINGLE_TEMPLATES[rng.integers(len(SINGLE_TEMPLATES))].format(c=c, s=s)
-    return _render(scene, image_size), text
+    text = SINGLE_TEMPLATES[rng.integers(len(SINGLE_TEMPLATES))].format(c=c, s=s, z=z, bg=bg)
+    return [(_render(scene, image_size), text)]
   layout = "vertical" if rng.random() < 0.3 else "horizontal"
-  sa, sb = rng.choice(SHAPES, size=2, replace=False).tolist()
-  if kind == 1:  # Two objects of one color: full templates, nothing to bind.
-    ca = cb = colors[rng.integers(len(colors))]
-    templates = TEMPLATES[layout]
-    text = templates[rng.integers(len(templates))].format(ca=ca, sa=sa, cb=cb, sb=sb)
-  else:  # Two colors, named apart from the shapes.
+  sizes = (_pick(rng, SIZES), _pick(rng, SIZES))
+  za, zb = sizes
+  if kind == "same_shape":  # Two colors bound to places, one shape: nothing to bind to shapes.
+    sa = sb = _pick(rng, SHAPES)
     ca, cb = rng.choice(colors, size=2, replace=False).tolist()
-    c1, c2 = sorted((ca, cb))
-    s1, s2 = sorted((sa, sb))
-    text = UNBOUND_TEMPLATES[rng.integers(len(UNBOUND_TEMPLATES))].format(c1=c1, c2=c2, s1=s1, s2=s2)
-  (xa, ya, ra), (xb, yb, rb) = _two_object_geometry(rng, layout)
-  scene = dict(background=background, objects=[(sa, _object_rgb(rng, ca), xa, ya, ra),
-                                               (sb, _object_rgb(rng, cb), xb, yb, rb)])
-  return _render(scene, image_size), text
+    template = SAME_SHAPE_TEMPLATES[layout][rng.integers(len(SAME_SHAPE_TEMPLATES[layout]))]
+    caption = lambda ca, cb: template.format(ca=ca, sa=sa, za=za, cb=cb, sb=sb, zb=zb, bg=bg)  # pylint: disable=unnecessary-lambda-assignment
+  elif kind == "postfix":  # Two colors bound to shapes, in the other syntax, either object first.
+    sa, sb = rng.choice(SHAPES, size=2, replace=False).tolist()
+    ca, cb = rng.choice(colors, size=2, replace=False).tolist()
+    template = POSTFIX_TEMPLATES[rng.integers(len(POSTFIX_TEMPLATES))]
+    flip = rng.random() < 0.5
+
+    def caption(ca, cb):
+      first, second = ((sa, za, ca), (sb, zb, cb))[::-1 if flip else 1]
+      return template.format(sa=first[0], za=first[1], ca=first[2], sb=second[0], zb=second[1],
+                             cb=second[2], bg=bg)
+  else:
+    sa, sb = rng.choice(SHAPES, size=2, replace=False).tolist()
+    if kind == "one_color":  # Two objects of one color: full templates, nothing to bind.
+      ca = cb = colors[rng.integers(len(colors))]
+      templates = TEMPLATES[layout]
+      text = templates[rng.integers(len(templates))].format(ca=ca, sa=sa, za=za, cb=cb, sb=sb, zb=zb, bg=bg)
+    elif kind == "prefix_noisy":  # Two colors under the group templates, assigned at random.
+      ca, cb = rng.choice(colors, size=2, replace=False).tolist()
+      templates = TEMPLATES[layout]
+      named = (ca, cb) if rng.random() < 0.5 else (cb, ca)
+      text = templates[rng.integers(len(templates))].format(
+          ca=named[0], sa=sa, za=za, cb=named[1], sb=sb, zb=zb, bg=bg)
+    else:  # Two colors, named apart from the shapes.
+      ca, cb = rng.choice(colors, size=2, replace=False).tolist()
+      c1, c2 = sorted((ca, cb))
+      (s1, z1), (s2, z2) = sorted(((sa, za), (sb, zb)))
+      text = UNBOUND_TEMPLATES[rng.integers(len(UNBOUND_TEMPLATES))].format(
+          c1=c1, c2=c2, s1=s1, s2=s2, z1=z1, z2=z2, bg=bg)
+    caption = lambda ca, cb: text  # pylint: disable=unnecessary-lambda-assignment
+  (xa, ya, ra), (xb, yb, rb) = _two_object_geometry(rng, layout, sizes)
+  rgb = (_object_rgb(rng, ca), _object_rgb(rng, cb))
+  out = []
+  for (c1, c2), (rgb1, rgb2) in (((ca, cb), rgb), ((cb, ca), rgb[::-1]))[:2 if kind in SWAPPED_KINDS else 1]:
+    scene = dict(background=background, objects=[(sa, rgb1, xa, ya, ra), (sb, rgb2, xb, yb, rb)])
+    out.append((_render(scene, image_size), caption(c1, c2)))
+  return out
 
 
 def pretraining_corpus(*, seed: int = 0, num_pairs: int = 20000, image_size: int = 32,
-                       cache_dir=None) -> Pairs:
-  """Pairs that teach colors, shapes and the templates but not color-shape binding.
+                       kind_weights=(1.0, 1.0, 1.0, 0.0, 2.0, 2.0), cache_dir=None) -> Pairs:
+  """Pairs that teach colors, shapes, sizes, backgrounds and the templates but not color-shape
+  binding in the syntax of the group captions.
 
-  A third each: one object ("a red circle"); two objects of one color under the group templates;
-  two objects of two colors with an unbound caption ("a circle and a square colored blue and red").
+  kind_weights: relative shares of the units of PRETRAINING_KINDS: one object ("a small red circle
+  on a navy background"); two objects of one color under the group templates; two objects of two
+  colors with an unbound caption ("a big circle and a small square colored blue and red on ...");
+  two objects of one shape and two colors under the positional templates (colors bound to places,
+  not to shapes); two objects of two colors bound in the postfix syntax ("a big circle in red and a
+  small square in blue on ..."), which no group caption uses; two objects of two colors under the
+  group templates with the two colors assigned to the shapes at random (right half the time).
+  The corpus is laid out in units of two consecutive pairs (2u, 2u + 1), num_pairs // 2 of them
+  (num_pairs must be even): in a unit of SWAPPED_KINDS the second pair is the first with its two
+  colors swapped, a hard negative when the unit is kept in one batch; otherwise two independent
+  draws of the kind.
   """
   _check_sizes(image_size, num_pairs=num_pairs)
-  params = dict(kind="pretraining", seed=seed, num_pairs=num_pairs, image_size=image_size)
+  if num_pairs % 2:
+    raise DataError(f"pretraining num_pairs={num_pairs} must be even (units of two pairs)")
+  weights = np.asarray(kind_weights, np.float64)
+  if weights.shape != (len(PRETRAINING_KINDS),) or (weights < 0).any() or weights.sum() <= 0:
+    raise DataError(f"pretraining kind_weights={kind_weights!r} must be {len(PRETRAINING_KINDS)}"
+                    f" non-negative numbers, not all 0, for {PRETRAINING_KINDS}")
+  params = dict(kind="pretraining", seed=seed, num_pairs=num_pairs, image_size=image_size,
+                kind_weights=[float(w) for w in weights])
 
   def build():
     rng = np.random.default_rng([seed, 3])
-    rendered = [_pretraining_pair(rng, image_size) for _ in range(num_pairs)]
+    kinds = rng.choice(len(PRETRAINING_KINDS), size=num_pairs // 2, p=weights / weights.sum())
+    rendered = []
+    for k in kinds:
+      kind = PRETRAINING_KINDS[k]
+      unit = _pretraining_pair(rng, image_size, kind)
+      if kind not in SWAPPED_KINDS:
+        unit += _pretraining_pair(rng, image_size, kind)
+      rendered += unit
     return dict(images=np.stack([im for im, _ in rendered]),
                 texts=np.asarray([t for _, t in rendered]))
 
