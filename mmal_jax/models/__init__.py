@@ -8,6 +8,10 @@ model_config (ConfigDict) fields read here:
   text: dict(variant="tiny" | "B" | ..., vocab_size, max_len, pool_type="last"|..., remat_policy,
     and overrides).
   out_dim, temperature_init, bias_init (None: no "b" parameter, the CLIP layout).
+  image_head (optional, default True): False builds the image tower without its projection
+    `img/head` (big_vision's out_dim=(None, D), the layout of released SigLIP checkpoints): image
+    embeddings are then the tower's width, which must equal out_dim (the text embedding size).
+    out_dim may also be big_vision's pair (image, text) itself, e.g. (None, 768).
 """
 
 from typing import Any
@@ -17,6 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from mmal_jax.models import two_towers
+from mmal_jax.models import vit
 
 IMAGE_KEYS = (
     "variant",
@@ -69,13 +74,44 @@ def get_model(model_config: Any) -> two_towers.Model:
         "model.loss='sigmoid' needs model.bias_init (SigLIP's learnable bias, e.g."
         " -10.0); set it, or use model.loss='softmax' (CLIP)"
     )
+  image = _tower(model_config.image, IMAGE_KEYS, "image")
+  out_dim = out_dims(model_config)
+  width = two_towers.decode(image).get("width", vit.ViT.width)
+  if out_dim[0] is None and width != out_dim[1]:
+    raise ValueError(
+        f"model.image_head=False makes image embeddings the image tower's width ({width}), but "
+        f"text embeddings have out_dim={out_dim[1]}; set model.out_dim={width} (released SigLIP "
+        "checkpoints: the width of their image variant) or keep the image head"
+    )
   return two_towers.Model(
-      image=_tower(model_config.image, IMAGE_KEYS, "image"),
+      image=image,
       text=_tower(model_config.text, TEXT_KEYS, "text"),
-      out_dim=model_config.out_dim,
+      out_dim=out_dim,
       temperature_init=float(model_config.get("temperature_init", 10.0)),
       bias_init=model_config.get("bias_init"),
   )
+
+
+def out_dims(model_config: Any) -> tuple:
+  """(image projection size or None for no image head, text projection size) of model_config:
+  model.out_dim as an int D gives (D, D), or (None, D) with model.image_head=False; a pair is
+  taken as is."""
+  out_dim = model_config.out_dim
+  if isinstance(out_dim, (tuple, list)):
+    if len(out_dim) != 2 or out_dim[1] is None:
+      raise ValueError(f"model.out_dim={out_dim!r} must be an int or a pair (image or None, text)")
+    return tuple(out_dim)
+  if isinstance(out_dim, bool) or not isinstance(out_dim, int) or out_dim < 1:
+    raise ValueError(f"model.out_dim={out_dim!r} must be an int >= 1")
+  head = model_config.get("image_head", True)
+  if not isinstance(head, bool):
+    raise ValueError(f"model.image_head={head!r} must be True or False")
+  return (out_dim if head else None, out_dim)
+
+
+def embed_dim(model_config: Any) -> int:
+  """The size of both towers' embeddings (the text projection size)."""
+  return out_dims(model_config)[1]
 
 
 def init_params(model: two_towers.Model, model_config: Any, key: jax.Array) -> dict:

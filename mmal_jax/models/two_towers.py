@@ -8,6 +8,7 @@ from typing import Any, Optional, Union
 import flax
 import flax.linen as nn
 import jax.numpy as jnp
+import numpy as np
 
 from mmal_jax.models import npz
 from mmal_jax.models import text_transformer
@@ -54,9 +55,13 @@ class Model(nn.Module):
     return zimg, ztxt, out
 
 
-def _decode(tower: Any) -> dict:
+def decode(tower: Any) -> dict:
+  """A tower's options with its variant expanded (width, depth, ...), overrides applied."""
   kw = dict(tower)
   return {**vit.decode_variant(kw.pop("variant", None)), **kw}
+
+
+_decode = decode
 
 
 def _l2_normalize(z):
@@ -64,20 +69,67 @@ def _l2_normalize(z):
   return z / (jnp.linalg.norm(z, axis=1, keepdims=True) + 1e-8)
 
 
+# Where each tower keeps its encoder blocks: encoderblock_{i} per block, or, in checkpoints of models
+# built with big_vision's `scan=True`, one `encoderblock` whose every array has a leading depth axis.
+_ENCODERS = (("img", "Transformer"), ("txt", "Encoder_0"))
+
+
+def unstack_blocks(tree: dict, path: str = "") -> dict:
+  """Converts stacked encoder blocks (`img/Transformer/encoderblock/...` with a leading depth axis,
+  and likewise `txt/Encoder_0/encoderblock/...`) to one `encoderblock_{i}` per block, slicing
+  block i off the depth axis, as big_vision's ViT loader does (`scan_to_pyloop`: depth is the
+  length of LayerNorm_0/bias). Other trees are returned as they are. Raises npz.CheckpointError if
+  the stacked arrays disagree on the depth or per-block keys exist as well."""
+  out = dict(tree)
+  for tower, encoder in _ENCODERS:
+    node = out.get(tower, {}).get(encoder)
+    if not isinstance(node, dict) or "encoderblock" not in node:
+      continue
+    stacked = npz.flatten(node["encoderblock"])
+    depths = {k: np.shape(v)[0] if np.ndim(v) else None for k, v in stacked.items()}
+    depth = depths.get("LayerNorm_0/bias")
+    if depth is None or set(depths.values()) != {depth}:
+      raise npz.CheckpointError(
+          f"checkpoint {path!r} has stacked blocks {tower}/{encoder}/encoderblock whose arrays do "
+          f"not share one leading depth axis ({sorted(set(map(str, depths.values())))}); "
+          "re-export it"
+      )
+    if any(k.startswith("encoderblock_") for k in node):
+      raise npz.CheckpointError(
+          f"checkpoint {path!r} has both stacked {tower}/{encoder}/encoderblock and per-block "
+          f"{tower}/{encoder}/encoderblock_i keys; re-export it"
+      )
+    node = {k: v for k, v in node.items() if k != "encoderblock"}
+    for i in range(depth):
+      node[f"encoderblock_{i}"] = npz.unflatten({k: v[i] for k, v in stacked.items()})
+    out[tower] = {**out[tower], encoder: node}
+  return out
+
+
 def load(init_params: dict, path: str, model_config: Any = None) -> dict:
-  """Loads a big_vision two-tower `.npz` whose tree matches `init_params` exactly.
+  """Loads a big_vision two-tower `.npz` whose tree matches `init_params` exactly (after stacked
+  encoder blocks are converted, see unstack_blocks).
 
   Returns the checkpoint's arrays (as jnp, in init_params' dtypes). Raises npz.CheckpointError,
   listing every missing, unexpected and mis-shaped key, before converting anything.
   """
-  restored = npz.load_big_vision_npz(path)
+  restored = unstack_blocks(npz.load_big_vision_npz(path), path)
   what = ""
   if model_config is not None:
     what = (
         f" (model: image.variant={model_config.image.get('variant')!r},"
         f" text.variant={model_config.text.get('variant')!r}, out_dim={model_config.out_dim},"
+        f" image_head={model_config.get('image_head', True)},"
         f" bias_init={model_config.get('bias_init')})"
     )
   flat, flat_init = npz.flatten(restored), npz.flatten(init_params)
+  if set(flat_init) - set(flat) == {"img/head/kernel", "img/head/bias"} and set(flat) <= set(
+      flat_init
+  ):
+    raise npz.CheckpointError(
+        f"checkpoint {path!r} has no image head (img/head), as released SigLIP checkpoints "
+        "(big_vision out_dim=(None, D)); set model.image_head=False and model.out_dim to the "
+        "image tower's width"
+    )
   npz.check_matches(flat, flat_init, path, what)
   return npz.unflatten({k: jnp.asarray(flat[k], dtype=v.dtype) for k, v in flat_init.items()})
