@@ -118,7 +118,12 @@ def _load_json(path: pathlib.Path) -> dict:
 
 
 def _field(record, key, types, path, what, index):
-  if not isinstance(record, dict) or key not in record:
+  if not isinstance(record, dict):
+    raise DataError(
+        f"{path}: {what}[{index}] is {type(record).__name__} {record!r:.60}, expected an object;"
+        " fix the record (is this the official captions file?)"
+    )
+  if key not in record:
     raise DataError(
         f"{path}: {what}[{index}] has no {key!r} field; every COCO {what} record needs"
         f" it (is this the official captions file?)"
@@ -156,6 +161,10 @@ def coco_json_source(
         _field(rec, "id", (int,), path, "annotations", i),
         _field(rec, "caption", (str,), path, "annotations", i),
     )
+    if not ann[1].strip():
+      raise DataError(
+          f"{path}: annotations[{i}] (id={ann[0]}) has an empty caption; fix or drop the record"
+      )
     if image_id not in file_names:
       raise DataError(
           f"{path}: annotations[{i}] (id={ann[0]}) refers to image_id={image_id},"

@@ -83,6 +83,8 @@ def _check_group(group, where: str, image_type: type, image_desc: str):
           f"{where}: field {key!r} is {type(group[key]).__name__}"
           f" {group[key]!r:.60}, expected {desc}; fix the record"
       )
+    if want is str and not group[key].strip():
+      raise DataError(f"{where}: field {key!r} is empty, expected {desc}; fix the record")
 
 
 def _official_split(release: pathlib.Path, split: str):
@@ -94,10 +96,11 @@ def _official_split(release: pathlib.Path, split: str):
     raise DataError(
         f"{json_path}: not valid JSON ({why(e)}); re-extract the ColorSwap" " release"
     ) from None
-  if not isinstance(groups, list):
+  if not isinstance(groups, list) or not groups:
+    got = "an empty list" if isinstance(groups, list) else type(groups).__name__
     raise DataError(
-        f"{json_path}: expected a list of ColorSwap groups, got"
-        f" {type(groups).__name__}; pass the official {split}.json"
+        f"{json_path}: expected a list of ColorSwap groups, got {got}; pass the official"
+        f" {split}.json"
     )
   zip_path = release / "images.zip"
   members = None  # file name -> zip member, only opened when an image is not extracted
@@ -216,7 +219,13 @@ def _parquet_split(path: pathlib.Path, split: str):
           row += 1
         yield records
 
-  return sum(pf.metadata.num_rows for pf in parquet), batches()
+  num_rows = sum(pf.metadata.num_rows for pf in parquet)
+  if not num_rows:
+    raise DataError(
+        f"{path}: the ColorSwap {split} parquet files {[str(f) for f in files]} hold no rows;"
+        " re-download them"
+    )
+  return num_rows, batches()
 
 
 def _struct_image(struct: dict, folder: pathlib.Path, where: str) -> bytes | pathlib.Path:
