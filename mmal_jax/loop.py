@@ -14,6 +14,7 @@ identical results: all randomness is derived from (seed, round) with fold_in, ne
 generator.
 """
 
+import contextlib
 import dataclasses
 import os
 import time
@@ -25,16 +26,28 @@ import numpy as np
 from mmal_jax import acquisition
 from mmal_jax import embeddings
 from mmal_jax import evaluation
+from mmal_jax import files
 from mmal_jax import logs
+from mmal_jax import models
 from mmal_jax.data import unaligned as unaligned_lib
 from mmal_jax.experiment import ConfigError  # pylint: disable=unused-import  # re-exported
 from mmal_jax.experiment import Experiment
+from mmal_jax.experiment import check_workdir
 from mmal_jax.experiment import setup
 from mmal_jax.oracle import IMAGE, TEXT, Answers, Oracle, Queries
 from mmal_jax.training import checkpoints
 from mmal_jax.training import train
 
 _CHUNK = 1024  # items preprocessed + embedded at a time: bounds host memory on large pools
+
+
+class RunError(RuntimeError):
+  """A run that cannot go on (a full disk, diverged training, no intact checkpoint): reported as
+  one line, exit code 2; the last saved round stays on disk and a rerun resumes from it."""
+
+
+class Diverged(RunError):
+  """Training in a round gave a NaN or inf loss or parameter (see `learn`)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,7 +145,7 @@ def _margin_ids(exp, visible):
 def _embed(exp, params, unaligned, modality, ids):
   """np.float32[len(ids), D]: embeddings of items `ids` of one modality under `params`."""
   rows = unaligned.rows[modality][np.asarray(ids, np.int64)]
-  out = [np.zeros((0, exp.config.model.out_dim), np.float32)]
+  out = [np.zeros((0, models.embed_dim(exp.config.model)), np.float32)]
   batch = exp.config.embed_batch_size
   for start in range(0, len(rows), _CHUNK):
     sub = rows[start : start + _CHUNK]
@@ -272,9 +285,11 @@ def learn(
   """Round state.round + 1 given its `answers`: retrain from the pretrained weights on every pair
   bought so far, re-embed, evaluate; returns the next state (its record appended).
 
-  Raises ValueError if an answer is for an item that already left the pool.
+  Raises ValueError if an answer is for an item that already left the pool, and Diverged
+  (naming strategy, seed and round) if training gives a NaN or inf loss or parameter; `state` is
+  left as it was.
   """
-  _, seed = exp.runs[state.run_index]
+  strategy, seed = exp.runs[state.run_index]
   world = _world(exp, seed)
   for m in (IMAGE, TEXT):
     again = answers.item[answers.modality == m]
@@ -285,17 +300,24 @@ def learn(
   _, train_key = _keys(seed, state.round + 1)
   rows = world.unaligned.rows
   begin = time.perf_counter()
-  params, _ = train.fit(
-      exp.model,
-      exp.pretrained,
-      exp.prep.images(exp.source.images(rows[IMAGE][img_ids])),
-      exp.pool_tokens[rows[TEXT][txt_ids]],
-      exp.config.train,
-      key=train_key,
-      loss=exp.config.model.loss,
-      lock_image=exp.config.model.lock_image,
-      mesh=exp.mesh,
-  )
+  try:
+    params, _ = train.fit(
+        exp.model,
+        exp.pretrained,
+        exp.prep.images(exp.source.images(rows[IMAGE][img_ids])),
+        exp.pool_tokens[rows[TEXT][txt_ids]],
+        exp.config.train,
+        key=train_key,
+        loss=exp.config.model.loss,
+        lock_image=exp.config.model.lock_image,
+        mesh=exp.mesh,
+    )
+  except train.Diverged as e:
+    raise Diverged(
+        f"training diverged in round {state.round + 1} of strategy {strategy!r}, seed {seed} "
+        f"({len(img_ids)} pairs): {e}; round {state.round} is the last good state"
+    ) from None
+  last_good = state.round
   params = jax.device_get(params)
   seconds = time.perf_counter() - begin
   state = RunState(
@@ -305,13 +327,29 @@ def learn(
       log=log,
       records=state.records,
   )
-  return _measure(
+  state = _measure(
       exp,
       state,
       modality=answers.modalities(),
       acquisition_seconds=acquisition_seconds,
       training_seconds=seconds,
   )
+  # Finite but huge parameters (one step at a far too high learning rate) still give NaN or inf
+  # embeddings, which the next round's acquisition could not use.
+  bad = [
+      name
+      for m, name in ((IMAGE, "images"), (TEXT, "texts"))
+      if not np.isfinite(state.embedded.z[m]).all()
+  ]
+  if bad:
+    raise Diverged(
+        f"training diverged in round {state.round} of strategy {strategy!r}, seed {seed} "
+        f"({len(img_ids)} pairs): the trained model embeds {' and '.join(bad)} as NaN or inf "
+        f"(peak config.train.learning_rate={float(exp.config.train.learning_rate):g}); the likely "
+        "cause is a learning rate too high for this model; lower --config.train.learning_rate; "
+        f"round {last_good} is the last good state"
+    )
+  return state
 
 
 def simulated_annotator(exp: Experiment, state: RunState) -> Oracle:
@@ -331,11 +369,8 @@ def save(ckpt: checkpoints.Checkpointer, state: RunState):
   )
 
 
-def restore(exp: Experiment, ckpt: checkpoints.Checkpointer) -> Optional[RunState]:
-  """The latest saved state, its embeddings recomputed as its round made them; None if none."""
-  step = ckpt.latest_step()
-  if step is None:
-    return None
+def _restore_step(exp: Experiment, ckpt: checkpoints.Checkpointer, step: int) -> RunState:
+  """The state saved as `step`; raises if it is unreadable or does not describe `exp`'s runs."""
   params, saved = ckpt.restore(step, exp.pretrained)
   state = RunState(
       run_index=int(saved["run_index"]),
@@ -344,6 +379,55 @@ def restore(exp: Experiment, ckpt: checkpoints.Checkpointer) -> Optional[RunStat
       log=Answers.from_json(saved["log"]),
       records=tuple(saved["records"]),
   )
+  # A step that reads but does not describe this config's runs is as damaged as a truncated one.
+  if not (
+      len(state.records) == step
+      and 0 <= state.run_index < len(exp.runs)
+      and 0 <= state.round <= exp.config.rounds
+      and (state.records[-1]["strategy"], state.records[-1]["seed"], state.records[-1]["round"])
+      == (*exp.runs[state.run_index], state.round)
+  ):
+    raise ValueError(f"its state (run {state.run_index}, round {state.round}) is inconsistent")
+  return state
+
+
+def _first_line(e: BaseException) -> str:
+  text = " ".join(str(e).split())
+  return f"{type(e).__name__}: {text[:300]}" if text else type(e).__name__
+
+
+def restore(exp: Experiment, ckpt: checkpoints.Checkpointer, *, report=None) -> Optional[RunState]:
+  """The latest intact saved state, its embeddings recomputed as its round made them; None if
+  nothing was saved.
+
+  A damaged step (truncated or missing files, unreadable or inconsistent state) is set aside
+  (renamed `<step>.damaged`, see Checkpointer.set_aside) and the next older one is used; `report`
+  (e.g. print) gets one line per step set aside. Raises RunError, naming the damaged step's
+  directory, if steps exist but none is intact.
+  """
+  damaged = []
+  for step in ckpt.all_steps():
+    try:
+      state = _restore_step(exp, ckpt, step)
+    except Exception as e:  # pylint: disable=broad-except  # orbax raises many kinds on bad files
+      damaged.append((step, _first_line(e)))
+      continue
+    for bad, why in damaged:
+      moved = ckpt.set_aside(bad) if jax.process_index() == 0 else ckpt.step_path(bad)
+      if report is not None:
+        report(
+            f"warning: checkpoint {ckpt.step_path(bad)} is damaged ({why}); moved to {moved}; "
+            f"resuming from step {step}"
+        )
+    break
+  else:
+    if damaged:
+      bad, why = damaged[0]
+      raise RunError(
+          f"checkpoint {ckpt.step_path(bad)} is damaged ({why}) and no older step is intact; "
+          f"move {os.path.dirname(ckpt.step_path(bad))} away to start the runs over"
+      )
+    return None
   if state.round == exp.config.rounds:  # the run is over: the next one starts afresh
     return state
   world = _world(exp, exp.runs[state.run_index][1])
@@ -352,27 +436,98 @@ def restore(exp: Experiment, ckpt: checkpoints.Checkpointer) -> Optional[RunStat
   )
 
 
+def _lock(stack: contextlib.ExitStack, workdir: str):
+  """Holds `workdir`'s lock until `stack` closes (process 0 only: one process owns the work
+  directory); raises ConfigError at once if another run holds it."""
+  if jax.process_index() != 0:
+    return
+  try:
+    stack.enter_context(files.exclusive(workdir))
+  except files.Busy as e:
+    raise ConfigError(
+        f"workdir {e.strerror}: two runs must not share a work directory; wait for that one to "
+        "end (rerunning then resumes or reports it) or pass another --workdir"
+    ) from None
+
+
+def _os_error(e: BaseException) -> Optional[OSError]:
+  """The OSError behind `e` (orbax re-raises a failed write as other types), or None."""
+  seen = set()
+  while e is not None and id(e) not in seen:
+    if isinstance(e, OSError):
+      return e
+    seen.add(id(e))
+    e = e.__cause__ or e.__context__
+  return None
+
+
+_DISK_ERRORS = ("No space left", "Read-only file system", "Permission denied", "Disk quota")
+
+
+def _persist(exp, ckpt, writer, state, workdir):
+  """Saves `state` and rewrites the outputs; a full disk or an unwritable work directory is a
+  RunError (the previous round's checkpoint stays intact, so a rerun resumes identically)."""
+  try:
+    save(ckpt, state)
+    writer.write_outputs(state.records, plot=state.round == exp.config.rounds)
+  except Exception as e:  # pylint: disable=broad-except  # orbax wraps OSError in other types
+    os_error = _os_error(e)
+    if os_error is None and not any(word in str(e) for word in _DISK_ERRORS):
+      raise
+    strategy, seed = exp.runs[state.run_index]
+    why = (os_error and os_error.strerror) or next(w for w in _DISK_ERRORS if w in str(e))
+    where = (os_error and os_error.filename) or workdir
+    raise RunError(
+        f"cannot write round {state.round} of {strategy!r} seed {seed} to {where} ({why}); "
+        "free space or restore write access, then rerun the same command: it resumes from the "
+        "last saved round with identical results"
+    ) from None
+
+
 def train_and_evaluate(config, workdir):
   """Runs (or resumes, or reports as finished) the experiment of `config` in `workdir`.
 
-  Returns the list of per-round records. Raises ConfigError on bad input, before writing anything.
+  Returns the list of per-round records. Raises ConfigError on bad input, before writing anything
+  (a work directory in use by another run among them: each run holds a lock on its work directory,
+  which the kernel drops when the process dies, even by SIGKILL), and RunError when the run cannot
+  go on (full disk, diverged training, no intact checkpoint), keeping every round saved so far.
   """
-  exp = setup(config, workdir)
-  writer = logs.Writer(workdir, headline=exp.headline)
-  try:
-    writer.write_config(exp.config_json)  # written last, once everything else checked out
-  except OSError as e:
-    raise ConfigError(f"workdir {workdir} is not writable: {e}") from None
-  ckpt = checkpoints.Checkpointer(os.path.join(workdir, "checkpoints"))
+  with contextlib.ExitStack() as stack:
+    locked = os.path.isdir(workdir)
+    if locked:  # refused at once, before any data or model is loaded
+      _lock(stack, workdir)
+    exp = setup(config, workdir)
+    writer = logs.Writer(workdir, headline=exp.headline)
+    try:
+      if not locked and writer.active:
+        os.makedirs(workdir, exist_ok=True)
+        _lock(stack, workdir)
+        check_workdir(workdir, exp.config_json)  # another run may have ended there meanwhile
+      writer.write_config(exp.config_json)  # written last, once everything else checked out
+      ckpt = checkpoints.Checkpointer(os.path.join(workdir, "checkpoints"))
+    except OSError as e:
+      raise ConfigError(f"workdir {workdir} is not writable: {e}") from None
+    # Closing must not mask the error that ends a run (orbax's close can fail on a full disk).
+    stack.callback(_close_quietly, ckpt)
+    return _drive(exp, workdir, writer, ckpt)
+
+
+def _close_quietly(ckpt):
+  with contextlib.suppress(Exception):
+    ckpt.close()
+
+
+def _drive(exp, workdir, writer, ckpt):
+  """The rounds of every run from the latest intact saved state on (see train_and_evaluate)."""
+  config = exp.config
   total = len(exp.runs) * (config.rounds + 1)
-  state = restore(exp, ckpt)
+  state = restore(exp, ckpt, report=writer.print)
   if state is not None and len(state.records) == total:
     writer.write_outputs(state.records)
     writer.print(
         f"{workdir} already holds this finished run ({total} rounds): nothing to do; see "
         f"{os.path.join(workdir, 'summary.md')}"
     )
-    ckpt.close()
     return list(state.records)
   began, rounds_here = time.perf_counter(), 0
   while state is None or len(state.records) < total:
@@ -384,8 +539,7 @@ def train_and_evaluate(config, workdir):
       queries = propose(exp, state)
       answers = simulated_annotator(exp, state).answer(queries)
       state = learn(exp, state, answers, acquisition_seconds=queries.acquisition_seconds)
-    save(ckpt, state)
-    writer.write_outputs(state.records, plot=state.round == config.rounds)
+    _persist(exp, ckpt, writer, state, workdir)
     rounds_here += 1
     writer.print(
         logs.progress_line(
@@ -396,7 +550,6 @@ def train_and_evaluate(config, workdir):
             seconds_per_round=(time.perf_counter() - began) / rounds_here,
         )
     )
-  ckpt.close()
   writer.print(
       f"done: see {os.path.join(workdir, 'summary.md')} and curves.png, metrics.jsonl, "
       "tensorboard/ there"

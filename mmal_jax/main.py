@@ -7,6 +7,7 @@ tensorboard/, curves.png, summary.md and checkpoints/; rerunning the same comman
 run or reports a finished one. Bad input prints one line `error: ...` and exits with status 2.
 """
 
+import logging as std_logging
 import os
 import sys
 
@@ -171,6 +172,29 @@ def _parse_flags(argv):
     _fail(_flag_error(e, argv))
 
 
+def _quiet_background_errors():
+  """Orbax's failed reads and writes (a full disk, a damaged checkpoint) come back to the loop as
+  the exception of save or restore, which is reported as one line; the tracebacks its background
+  threads also log (absl ERROR records, asyncio's "Future exception was never retrieved" and
+  "Event loop is closed" from callbacks that outlive their loop) would bury that line."""
+
+  def not_orbax_error(record):
+    return record.levelno < std_logging.ERROR or f"{os.sep}orbax{os.sep}" not in record.pathname
+
+  logging.get_absl_handler().addFilter(not_orbax_error)
+  std_logging.getLogger("asyncio").setLevel(std_logging.CRITICAL)
+  default_hook = sys.unraisablehook
+
+  def hook(unraisable):
+    if not (
+        isinstance(unraisable.exc_value, RuntimeError)
+        and "Event loop is closed" in str(unraisable.exc_value)
+    ):
+      default_hook(unraisable)
+
+  sys.unraisablehook = hook
+
+
 def main(argv):
   try:
     config, workdir = _resolve(_CONFIG, _WORKDIR, argv, flags.FLAGS)
@@ -179,12 +203,13 @@ def main(argv):
   logging.set_verbosity(
       logging.WARNING
   )  # orbax logs every save at INFO; the progress lines suffice
+  _quiet_background_errors()
   # Compiled programs persist across processes: a resumed run, or the next config, skips the
   # compiles (tens of seconds on a small CPU) that dominate short experiments.
   jax.config.update("jax_compilation_cache_dir", os.path.join(files.default_cache_dir(), "jax"))
   try:
     loop.train_and_evaluate(config, workdir)
-  except experiment.ConfigError as e:
+  except (experiment.ConfigError, loop.RunError) as e:
     _fail(e)
 
 

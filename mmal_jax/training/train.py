@@ -22,6 +22,12 @@ from mmal_jax import mesh as mesh_lib
 from mmal_jax.training import losses
 
 LOSSES = ("sigmoid", "softmax")
+
+
+class Diverged(FloatingPointError):
+  """Training produced a non-finite (NaN or inf) loss or parameter; `fit` returns nothing."""
+
+
 _FIELDS = ("epochs", "batch_size", "learning_rate", "weight_decay", "warmup_fraction", "grad_clip")
 
 
@@ -178,7 +184,8 @@ def fit(
   mesh: the data-parallel mesh; batches are sharded along its "data" axis (default: all local
     devices, `mesh.data_mesh()`).
   Returns (params, info) with info["loss"]: f32[steps] per-step losses, info["steps_per_epoch"],
-  info["batch_size"] (the padded global batch).
+  info["batch_size"] (the padded global batch). Raises Diverged if a loss or a parameter is not
+  finite at the end.
   """
   images, tokens = np.asarray(images), np.asarray(tokens)
   _check(init_params, images, tokens, train_config, loss)
@@ -225,4 +232,30 @@ def fit(
       steps_per_epoch=steps_per_epoch,
       batch_size=global_batch,
   )
+  _check_finite(params, info["loss"], lrs, train_config)
   return params, info
+
+
+@jax.jit
+def _all_finite(params):
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(params)]))
+
+
+def _check_finite(params, step_losses, lrs, train_config):
+  """Raises Diverged, saying at which step and the likely cause, unless every loss and parameter
+  is finite (one reduction over the params; measured at under 1 ms for the default model)."""
+  bad = np.flatnonzero(~np.isfinite(step_losses))
+  if bad.size:
+    step = int(bad[0])
+    what = f"the loss became {step_losses[step]} at step {step + 1} of {len(step_losses)}"
+  elif not bool(_all_finite(params)):
+    step = len(step_losses) - 1
+    what = f"a parameter became NaN or inf by step {len(step_losses)} (the loss stayed finite)"
+  else:
+    return
+  raise Diverged(
+      f"{what}, at learning rate {float(lrs[step]):.3g} (peak config.train.learning_rate="
+      f"{float(train_config.learning_rate):g}, grad_clip={float(train_config.grad_clip):g}); "
+      "the likely cause is a learning rate too high for this model, or non-finite input "
+      "(images or checkpoint); lower --config.train.learning_rate"
+  )
