@@ -409,6 +409,9 @@ def restore(exp: Experiment, ckpt: checkpoints.Checkpointer, *, report=None) -> 
   for step in ckpt.all_steps():
     try:
       state = _restore_step(exp, ckpt, step)
+    except checkpoints.Damaged as e:
+      damaged.append((step, str(e)))
+      continue
     except Exception as e:  # pylint: disable=broad-except  # orbax raises many kinds on bad files
       damaged.append((step, _first_line(e)))
       continue
@@ -448,6 +451,8 @@ def _lock(stack: contextlib.ExitStack, workdir: str):
         f"workdir {e.strerror}: two runs must not share a work directory; wait for that one to "
         "end (rerunning then resumes or reports it) or pass another --workdir"
     ) from None
+  except OSError as e:
+    raise ConfigError(f"workdir {workdir} cannot be opened ({e.strerror}); pass another --workdir")
 
 
 def _os_error(e: BaseException) -> Optional[OSError]:

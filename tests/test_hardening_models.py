@@ -215,3 +215,48 @@ def test_missing_image_head_suggests_image_head_false(tmp_path):
   config.init = path
   with pytest.raises(experiment.ConfigError, match="image_head=False"):
     experiment.load_model(config)
+
+
+# The released-SigLIP B/16 route of the README (hardening-readme.md), minus the tokenizer flags.
+B16_FLAGS = [
+    "--config.model.image.variant=B/16",
+    "--config.model.image.width=768",
+    "--config.model.image.depth=12",
+    "--config.model.image.mlp_dim=3072",
+    "--config.model.image.pool_type=map",
+    "--config.model.text.variant=B",
+    "--config.model.text.width=768",
+    "--config.model.text.depth=12",
+    "--config.model.text.mlp_dim=3072",
+    "--config.model.image_size=224",
+    "--config.model.out_dim=768",
+    "--config.model.image_head=False",
+    "--config.model.text.vocab_size=32000",
+    "--config.model.text.max_len=64",
+]
+
+
+def test_b16_command_line_route_builds_the_released_layout(tmp_path):
+  """The default config carries the bundled tiny model's width/depth/mlp_dim, which override a
+  variant; the README route sets them, and its model has exactly the released 412 keys."""
+  cfg = tmp_path / "cfg.py"
+  cfg.write_text(
+      "from configs import siglip_colorswap\n"
+      "def get_config():\n"
+      "  config = siglip_colorswap.get_config()\n"
+      "  config.model.image_head = True  # (the field defaults.py should carry)\n"
+      "  return config\n"
+  )
+  config, _ = main.parse(["main", f"--config={cfg}", *B16_FLAGS])
+  want = released_siglip_shapes(
+      width=768,
+      depth=12,
+      mlp=3072,
+      heads=12,
+      patch=16,
+      image_size=224,
+      vocab=32_000,
+      seq=64,
+      txt_width=768,
+  )
+  assert _model_shapes(config.model) == want

@@ -220,18 +220,19 @@ def test_diverging_training_stops_naming_run_and_keeps_last_good_state(reference
 
 def test_fit_raises_on_non_finite_input():
   from mmal_jax import models  # pylint: disable=g-import-not-at-top
+  from small_models import small_config  # pylint: disable=g-import-not-at-top
 
-  config = _config()
-  model = models.get_model(config.model)
-  params = jax.device_get(models.init_params(model, config.model, jax.random.PRNGKey(0)))
-  s, l = config.model.image_size, config.model.text.max_len
+  model_config, train_config = small_config(), _config().train
+  model = models.get_model(model_config)
+  params = jax.device_get(models.init_params(model, model_config, jax.random.PRNGKey(0)))
+  s, l = model_config.image_size, model_config.text.max_len
   images = np.zeros((4, s, s, 3), np.float32)
   images[2, 0, 0, 0] = np.nan
   tokens = np.ones((4, l), np.int32)
   with pytest.raises(train.Diverged, match="loss became nan at step 1 of 1"):
-    train.fit(model, params, images, tokens, config.train, key=jax.random.PRNGKey(0))
+    train.fit(model, params, images, tokens, train_config, key=jax.random.PRNGKey(0))
   images[2, 0, 0, 0] = 0.0
-  train.fit(model, params, images, tokens, config.train, key=jax.random.PRNGKey(0))  # finite
+  train.fit(model, params, images, tokens, train_config, key=jax.random.PRNGKey(0))  # finite
 
 
 def _mount_tmpfs(directory, size):
@@ -275,8 +276,8 @@ runpy.run_module("mmal_jax.main", run_name="__main__")
 # A work directory remounted read-only mid-run is not tested: orbax (tensorstore) then retried its
 # writes for over 300 s instead of failing, so that case can hang rather than end in an error.
 @pytest.mark.parametrize("how", ["fill"])
-def test_disk_full_mid_run_then_rerun_resumes_identically(reference, tmp_path, how):
-  ref_dir, _, cache = reference
+def test_disk_full_mid_run_then_rerun_resumes_identically(reference, tmp_path, how, capsys):
+  _, records, cache = reference
   disk = str(tmp_path / "disk")
   _mount_tmpfs(disk, "16m")
   try:
@@ -299,13 +300,11 @@ def test_disk_full_mid_run_then_rerun_resumes_identically(reference, tmp_path, h
       os.remove(os.path.join(disk, "filler"))
     else:
       subprocess.run(["mount", "-o", "remount,rw", disk], check=True)
-    resumed = _cli(workdir, cache)
-    assert resumed.returncode == 0, resumed.stderr
-    assert resumed.stdout.count("rounds, ETA") == 2  # rounds 1 and 2, nothing redone
-    with (
-        open(os.path.join(workdir, "metrics.jsonl")) as f,
-        open(os.path.join(ref_dir, "metrics.jsonl")) as g,
-    ):
-      assert _strip(map(json.loads, f)) == _strip(map(json.loads, g))
+    capsys.readouterr()
+    resumed = loop.train_and_evaluate(_config(), workdir)  # in-process: one interpreter less
+    assert capsys.readouterr().out.count("rounds, ETA") == 2  # rounds 1 and 2, nothing redone
+    assert _strip(resumed) == _strip(records)
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+      assert _strip(map(json.loads, f)) == _strip(records)
   finally:
     subprocess.run(["umount", disk], check=False)
