@@ -20,7 +20,7 @@ def test_the_committed_notebook_has_no_outputs():
   dirty = [i for i, c in enumerate(nb.cells)
            if c.cell_type == "code" and (c.outputs or c.execution_count is not None)]
   assert not dirty, (f"cells {dirty} of {NOTEBOOK} carry outputs; clear them before committing "
-                     "(jupyter nbconvert --clear-output --inplace)")
+                     "(Jupyter: Edit > Clear outputs of all cells; or see the README)")
 
 
 def test_the_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
