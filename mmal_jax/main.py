@@ -209,8 +209,15 @@ def main(argv):
   jax.config.update("jax_compilation_cache_dir", os.path.join(files.default_cache_dir(), "jax"))
   try:
     loop.train_and_evaluate(config, workdir)
-  except (experiment.ConfigError, loop.RunError) as e:
+  except experiment.ConfigError as e:
     _fail(e)
+  except loop.RunError as e:
+    print(f"error: {e}", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    # A failed orbax save (e.g. on a file system turned read-only) leaves non-daemon threads
+    # waiting for signals that never come, so a normal exit would hang at interpreter shutdown.
+    # Everything of the run is on disk or safely discarded (the lock is the kernel's), so leave now.
+    os._exit(2)  # pylint: disable=protected-access
 
 
 if __name__ == "__main__":
