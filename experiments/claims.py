@@ -53,7 +53,7 @@ import numpy as np
 
 from experiments import stats
 from mmal_jax import loop
-from mmal_jax.oracle import IMAGE  # the loop's modality index of images (0; texts are 1)
+from mmal_jax.annotation.unaligned import IMAGE  # the loop's modality index of images (0; texts are 1)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = os.path.join(ROOT, "configs")
@@ -496,7 +496,7 @@ def _fig4_left(claim, args):
   try:
     from mmal_jax import embeddings  # pylint: disable=g-import-not-at-top
     from mmal_jax import experiment  # pylint: disable=g-import-not-at-top
-    from mmal_jax.data import unaligned as unaligned_lib  # pylint: disable=g-import-not-at-top
+    from mmal_jax.annotation import unaligned as unaligned_lib  # pylint: disable=g-import-not-at-top
     start, propose, annotator = loop.start, loop.propose, loop.simulated_annotator
   except (ImportError, AttributeError) as e:
     return dict(errors=[f"needs the public experiment API (mmal_jax.experiment.setup, loop.start/"

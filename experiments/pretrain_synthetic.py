@@ -50,9 +50,9 @@ from mmal_jax import embeddings
 from mmal_jax import evaluation
 from mmal_jax import files
 from mmal_jax import models
-from mmal_jax.data import preprocess
 from mmal_jax.data import synthetic
 from mmal_jax.models import npz
+from mmal_jax.pp import preprocess
 from mmal_jax.training import train
 
 ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "mmal_jax", "assets")
@@ -126,7 +126,10 @@ def main(argv):
   if not os.access(out_dir, os.W_OK):
     raise ValueError(f"--out_dir={out_dir} is not writable; pass a writable directory")
   mc = model_config(_WIDTH.value, _DEPTH.value, _PATCH.value)
-  prep = preprocess.Preprocessor.from_config(mc)
+  # mc (saved in the JSON) says tokenizer=dict(kind="word"): the vocabulary file written next to
+  # the checkpoint below, i.e. the generator's word list.
+  prep = preprocess.Preprocessor.from_config(
+      {**mc.to_dict(), "tokenizer": dict(kind="word", words=synthetic.vocabulary())})
   train_config = ml_collections.ConfigDict(dict(
       epochs=_EPOCHS.value, batch_size=_BATCH.value, learning_rate=_LR.value, weight_decay=0.1,
       warmup_fraction=0.05, grad_clip=1.0))
@@ -156,7 +159,7 @@ def main(argv):
 
   npz.save_big_vision_npz(params, os.path.join(out_dir, "pretrained_tiny.npz"))
   files.write_text(os.path.join(out_dir, "pretrained_tiny_vocab.txt"),
-                "\n".join(preprocess.embedded_vocabulary()) + "\n")
+                "\n".join(synthetic.vocabulary()) + "\n")
   per_epoch = info["loss"].reshape(-1, info["steps_per_epoch"]).mean(axis=1)
   meta = dict(model=mc.to_dict(), train=train_config.to_dict(), num_pairs=_NUM_PAIRS.value,
               kind_weights=dict(zip(synthetic.PRETRAINING_KINDS, kind_weights)),

@@ -47,9 +47,9 @@ from mmal_jax import evaluation
 from mmal_jax import files
 from mmal_jax import models
 from mmal_jax.data import load_dataset
-from mmal_jax.data import preprocess
 from mmal_jax.data import synthetic
 from mmal_jax.models import two_towers
+from mmal_jax.pp import preprocess
 from mmal_jax.training import train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -145,7 +145,9 @@ def main(argv):
   if os.path.exists(meta_path):
     with open(meta_path) as f:
       architecture = json.load(f)["model"]
-    mc = ml_collections.ConfigDict({**mc.to_dict(), **architecture, "init": mc.init, "loss": mc.loss})
+    # The JSON's tokenizer is a bare dict(kind="word"); the config's names the vocabulary file.
+    mc = ml_collections.ConfigDict({**mc.to_dict(), **architecture, "init": mc.init, "loss": mc.loss,
+                                    "tokenizer": mc.tokenizer.to_dict()})
     config.model = mc
   prep = preprocess.Preprocessor.from_config(mc)
   model = models.get_model(mc)

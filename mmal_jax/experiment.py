@@ -28,8 +28,8 @@ from mmal_jax.data import InMemory
 from mmal_jax.data import Pairs
 from mmal_jax.data import Source
 from mmal_jax.data import load_dataset
-from mmal_jax.data import preprocess
 from mmal_jax.models import two_towers
+from mmal_jax.pp import preprocess
 
 # config.query_modality -> the `modality` argument of acquisition.select.
 QUERY_MODALITIES = dict(auto=None, random="random", image=0, text=1)

@@ -29,12 +29,12 @@ from mmal_jax import evaluation
 from mmal_jax import files
 from mmal_jax import logs
 from mmal_jax import models
-from mmal_jax.data import unaligned as unaligned_lib
+from mmal_jax.annotation import unaligned as unaligned_lib
+from mmal_jax.annotation.oracle import IMAGE, TEXT, Answers, Oracle, Queries
 from mmal_jax.experiment import ConfigError  # pylint: disable=unused-import  # re-exported
 from mmal_jax.experiment import Experiment
 from mmal_jax.experiment import check_workdir
 from mmal_jax.experiment import setup
-from mmal_jax.oracle import IMAGE, TEXT, Answers, Oracle, Queries
 from mmal_jax.training import checkpoints
 from mmal_jax.training import train
 

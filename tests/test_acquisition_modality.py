@@ -224,7 +224,7 @@ def tiny_pool(tmp_path_factory):
   """A 60-pair embedded pool under the loop's public setup, and the learner's pools embedded
   independently of the loop with the pretrained model: per modality f32[N, D], learner's order."""
   from mmal_jax import defaults, embeddings, experiment  # pylint: disable=g-import-not-at-top
-  from mmal_jax.data import unaligned as unaligned_lib  # pylint: disable=g-import-not-at-top
+  from mmal_jax.annotation import unaligned as unaligned_lib  # pylint: disable=g-import-not-at-top
   patch = pytest.MonkeyPatch()
   patch.setenv("MMAL_JAX_CACHE", str(tmp_path_factory.mktemp("cache")))
   config = defaults.colorswap_experiment("sigmoid")

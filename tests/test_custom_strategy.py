@@ -14,7 +14,7 @@ from mmal_jax import acquisition
 from mmal_jax import defaults
 from mmal_jax import experiment
 from mmal_jax import loop
-from mmal_jax.data import unaligned as unaligned_lib
+from mmal_jax.annotation import unaligned as unaligned_lib
 
 E, N, W, S = (1, 0), (0, 1), (-1, 0), (0, -1)  # the four axis points of the unit circle
 

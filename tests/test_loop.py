@@ -14,7 +14,7 @@ import pytest
 from mmal_jax import experiment
 from mmal_jax import logs
 from mmal_jax import loop
-from mmal_jax.data import unaligned as unaligned_lib
+from mmal_jax.annotation import unaligned as unaligned_lib
 from mmal_jax.training import checkpoints
 from configs import siglip_colorswap
 
@@ -212,7 +212,7 @@ def test_each_item_is_embedded_once_per_round(tmp_path, reference, monkeypatch):
 
 
 def test_buy_skips_partners_revealed_this_round():
-  from mmal_jax.oracle import Oracle, Queries  # pylint: disable=g-import-not-at-top
+  from mmal_jax.annotation.oracle import Oracle, Queries  # pylint: disable=g-import-not-at-top
 
   perm = np.array([2, 0, 3, 1])  # text k pairs with image perm[k]
   img_partner = np.argsort(perm)

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from mmal_jax.oracle import Oracle
+from mmal_jax.annotation.oracle import Oracle
 
 
 def _truth():
@@ -62,7 +62,7 @@ def test_log_replay_rebuilds_state():
 
 
 def test_answer_buys_a_batch_in_order_and_the_log_replays_the_bought_sets():
-  from mmal_jax.oracle import Answers, Queries  # pylint: disable=g-import-not-at-top
+  from mmal_jax.annotation.oracle import Answers, Queries  # pylint: disable=g-import-not-at-top
 
   img_partner, txt_partner = _truth()
   o = Oracle((img_partner, txt_partner))

@@ -7,13 +7,15 @@ import numpy as np
 import pytest
 
 from mmal_jax.data import DataError
-from mmal_jax.data import preprocess
 from mmal_jax.data import synthetic
+from mmal_jax.pp import preprocess
 
 ASSETS = os.path.join(os.path.dirname(preprocess.__file__), os.pardir, "assets")
+VOCAB = os.path.join(ASSETS, "pretrained_tiny_vocab.txt")  # the default config's vocab_path
 
 
 def _config(**tokenizer):
+  tokenizer = tokenizer or dict(vocab_path=VOCAB)
   return ml_collections.ConfigDict(
       dict(
           image_size=8,
@@ -72,7 +74,7 @@ def test_explicit_word_lists_and_files(tmp_path):
 
 def test_committed_vocabulary_matches_the_generator():
   """The checkpoint was trained with the vocabulary file next to it: both must agree."""
-  with open(os.path.join(ASSETS, "pretrained_tiny_vocab.txt"), encoding="utf-8") as f:
+  with open(VOCAB, encoding="utf-8") as f:
     assert tuple(f.read().splitlines()) == synthetic.vocabulary()
 
 
@@ -92,6 +94,14 @@ def test_bad_configs_raise_one_clear_error(change, match):
   config = _config()
   config.update(change)
   with pytest.raises(DataError, match=match):
+    preprocess.Preprocessor.from_config(config)
+
+
+def test_word_tokenizer_without_a_word_list_says_which_field():
+  """pp/ reads no dataset: a word tokenizer needs its list (the default config names the file)."""
+  config = _config()
+  config.tokenizer = dict(kind="word")
+  with pytest.raises(DataError, match="needs model.tokenizer.vocab_path"):
     preprocess.Preprocessor.from_config(config)
 
 

@@ -303,7 +303,7 @@ def test_committed_checkpoint_starts_below_ceiling(tmp_path):
   import json  # pylint: disable=import-outside-toplevel
   import jax  # pylint: disable=import-outside-toplevel
   from mmal_jax import embeddings, models  # pylint: disable=import-outside-toplevel
-  from mmal_jax.data import preprocess  # pylint: disable=import-outside-toplevel
+  from mmal_jax.pp import preprocess  # pylint: disable=import-outside-toplevel
   from mmal_jax.models import two_towers  # pylint: disable=import-outside-toplevel
   assets = os.path.join(os.path.dirname(synthetic.__file__), os.pardir, "assets")
   path = os.path.join(assets, "pretrained_tiny.npz")
@@ -311,6 +311,7 @@ def test_committed_checkpoint_starts_below_ceiling(tmp_path):
   with open(os.path.join(assets, "pretrained_tiny.json"), encoding="utf-8") as f:
     meta = json.load(f)
   mc = ml_collections.ConfigDict(meta["model"])
+  mc.tokenizer.vocab_path = os.path.join(assets, "pretrained_tiny_vocab.txt")  # as the default config
   model = models.get_model(mc)
   # Shapes are all `load` checks against; eval_shape skips compiling the initializers.
   shapes = jax.eval_shape(lambda k: models.init_params(model, mc, k), jax.random.PRNGKey(0))

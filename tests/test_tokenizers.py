@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import sentencepiece
 
-from mmal_jax.data import tokenizers
+from mmal_jax.pp import tokenizers
 
 
 def test_word_tokenizer_ids_by_hand():

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from mmal_jax.annotation import unaligned
 from mmal_jax.data import DataError
-from mmal_jax.data import unaligned
 
 
 def _check_truth(u, num_pairs):

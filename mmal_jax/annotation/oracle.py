@@ -17,7 +17,8 @@ from typing import Protocol
 
 import numpy as np
 
-IMAGE, TEXT = 0, 1
+from mmal_jax.annotation.unaligned import IMAGE, TEXT
+
 MODALITY_NAMES = ("image", "text")
 
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from mmal_jax.data.pairs import DataError
 
-IMAGE, TEXT = 0, 1
+IMAGE, TEXT = 0, 1  # the modality indices, here only (oracle, loop and experiments import them)
 
 
 @dataclasses.dataclass(frozen=True)

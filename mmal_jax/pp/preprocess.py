@@ -4,8 +4,8 @@ model_config fields read here:
   image_size: S, the side the image tower takes.
   text.max_len: L, tokens per caption; text.vocab_size: the tower's embedding rows (the tokenizer's
     ids must fit in it).
-  tokenizer: dict(kind="word", words=[...] or vocab_path=".txt" (one word a line); neither = the
-    embedded synthetic vocabulary, the one the committed checkpoint was trained with), or
+  tokenizer: dict(kind="word", words=[...] or vocab_path=".txt" (one word a line; the default
+    config points at the bundled checkpoint's, mmal_jax/assets/pretrained_tiny_vocab.txt)), or
     dict(kind="sentencepiece", path=".model"); optional eos ("sticky" as SigLIP, "yes", "none").
 Images become f32 in [-1, 1] (big_vision's `value_range(-1, 1)`), resized bilinearly to S x S first
 when they arrive at another size.
@@ -17,17 +17,11 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from mmal_jax.data import synthetic
-from mmal_jax.data import tokenizers
 from mmal_jax.data.images import resize_images
 from mmal_jax.data.pairs import DataError, config_get
+from mmal_jax.pp import tokenizers
 
 TOKENIZER_KINDS = ("word", "sentencepiece")
-
-
-def embedded_vocabulary() -> tuple[str, ...]:
-  """The word list of the embedded default (its captions' words, sorted): ids 3.. of WordTokenizer."""
-  return synthetic.vocabulary()
 
 
 def read_vocab(path: str) -> tuple[str, ...]:
@@ -56,9 +50,12 @@ def make_tokenizer(tokenizer_config, max_len: int):
     words, path = config_get(tokenizer_config, "words"), config_get(tokenizer_config, "vocab_path")
     if words is not None and path is not None:
       raise DataError("model.tokenizer sets both words and vocab_path; keep one of them")
-    words = (
-        tuple(words) if words is not None else read_vocab(path) if path else embedded_vocabulary()
-    )
+    if words is None and not path:
+      raise DataError(
+          "model.tokenizer.kind='word' needs model.tokenizer.vocab_path (one word a line; the"
+          " bundled checkpoint's is mmal_jax/assets/pretrained_tiny_vocab.txt) or words=[...]"
+      )
+    words = tuple(words) if words is not None else read_vocab(path)
     make = lambda: tokenizers.WordTokenizer(words, max_len, eos=eos)  # pylint: disable=unnecessary-lambda-assignment
   elif kind == "sentencepiece":
     path = config_get(tokenizer_config, "path")
