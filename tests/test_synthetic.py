@@ -152,6 +152,23 @@ def test_deterministic_and_cached(tmp_path, monkeypatch):
   np.testing.assert_array_equal(a.test.images, c.test.images)
 
 
+def test_only_process_zero_writes_the_cache(tmp_path, monkeypatch):
+  """Issue 15 point 6: on a process other than 0 nothing is written, the arrays are the same, and
+  a file process 0 wrote is read rather than rebuilt."""
+  kwargs = dict(seed=5, num_train_groups=6, num_test_groups=3)
+  ref = synthetic.colorswap_like(cache_dir=tmp_path / "p0", **kwargs)  # process 0 (one process)
+  assert len(os.listdir(tmp_path / "p0")) == 1
+  monkeypatch.setattr(synthetic.jax, "process_index", lambda: 1)
+  other = synthetic.colorswap_like(cache_dir=tmp_path / "p1", **kwargs)
+  assert not (tmp_path / "p1").exists() or not os.listdir(tmp_path / "p1")
+  for split in ("train", "test"):
+    np.testing.assert_array_equal(getattr(ref, split).images, getattr(other, split).images)
+    assert getattr(ref, split).texts == getattr(other, split).texts
+  monkeypatch.setattr(synthetic, "_render", lambda *_: pytest.fail("rebuilt what process 0 wrote"))
+  read = synthetic.colorswap_like(cache_dir=tmp_path / "p0", **kwargs)
+  np.testing.assert_array_equal(ref.test.images, read.test.images)
+
+
 def _combination(caption):
   objects, _, _ = _parse(caption)
   return tuple(sorted((c, s) for c, s, _ in objects))

@@ -42,6 +42,7 @@ import json
 import os
 
 from absl import logging
+import jax
 import numpy as np
 from PIL import Image, ImageDraw
 
@@ -482,7 +483,9 @@ def default_cache_dir() -> str:
 
 
 def _cached(params, cache_dir, build):
-  """build() -> dict of arrays, stored under a hash of `params` and written atomically."""
+  """build() -> dict of arrays, stored under a hash of `params` and written atomically, by process 0
+  only (jax.process_index() == 0): the others read the file when it is there, else build the same
+  arrays in memory (the generator is deterministic in `params`), so no two processes write it."""
   params = dict(params, version=GENERATOR_VERSION)
   key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:20]
   cache_dir = os.fspath(cache_dir) if cache_dir is not None else default_cache_dir()
@@ -491,6 +494,8 @@ def _cached(params, cache_dir, build):
     with np.load(path, allow_pickle=False) as f:
       return {k: f[k] for k in f.files}
   arrays = build()
+  if jax.process_index() != 0:
+    return arrays
   try:
     with files.atomic_write(path) as f:
       np.savez(f, **arrays)
