@@ -25,7 +25,9 @@ def model(loss="sigmoid"):
   """
   with open(os.path.splitext(PRETRAINED)[0] + ".json") as f:
     config = ml_collections.ConfigDict(json.load(f)["model"])
-  config.update(loss=loss, lock_image=False, init=PRETRAINED)
+  # image_head=False: the image tower has no img/head, as in released SigLIP checkpoints
+  # (big_vision's out_dim=(None, D)); the bundled checkpoint has one.
+  config.update(loss=loss, lock_image=False, init=PRETRAINED, image_head=True)
   # The checkpoint's own word list (written next to it), and a settable sentencepiece path, so
   # that --config.model.tokenizer.kind=sentencepiece --config.model.tokenizer.path=... parses.
   config.tokenizer.vocab_path = os.path.splitext(PRETRAINED)[0] + "_vocab.txt"

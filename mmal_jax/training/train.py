@@ -141,7 +141,7 @@ def _check(params, images, tokens, train_config, loss):
   if not np.issubdtype(images.dtype, np.floating) or not np.issubdtype(tokens.dtype, np.integer):
     raise ValueError(
         f"fit needs float images in [-1, 1] and integer tokens; got {images.dtype} and"
-        f" {tokens.dtype} (preprocess with mmal_jax.data.preprocess.Preprocessor)"
+        f" {tokens.dtype} (preprocess with mmal_jax.pp.preprocess.Preprocessor)"
     )
   if len(images) == 0:
     raise ValueError("fit needs at least one annotated pair; got K=0")
