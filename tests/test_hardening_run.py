@@ -233,6 +233,19 @@ def test_fit_check_names_the_first_non_finite_step():
   train._check_finite(params, np.array([0.5, 0.4, 0.3], np.float32), lrs, train_config)
 
 
+def _mount_tmpfs(directory, size):
+  if os.geteuid() != 0:
+    pytest.skip("mounting a small tmpfs to fill needs root")
+  os.makedirs(directory)
+  proc = subprocess.run(
+      ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", directory],
+      capture_output=True,
+      text=True,
+  )
+  if proc.returncode:
+    pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
+
+
 # The CLI, with the disk failing while round 1 trains: `fill` writes a file until the disk is full,
 # `readonly` remounts it read-only.
 _FAILING_CLI = """
