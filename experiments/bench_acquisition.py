@@ -19,6 +19,7 @@ Then the check the issue asks for: N = 200k, d = 512, B_C = 200, "ours" vs that 
 
 Writes experiments/results/bench_acquisition.json and prints a table.
 """
+
 import argparse
 import json
 import os
@@ -44,8 +45,11 @@ def measure_read_bandwidth(num_bytes=1 << 30, repeats=5):
   xj = jnp.asarray(x)
   mat, vec = x.reshape(-1, 512), np.ones(512, np.float32)
   jsum = jax.jit(jnp.sum)
-  readers = {"numpy_sum": lambda: x.sum(), "jax_sum": lambda: jsum(xj).block_until_ready(),
-             "numpy_matvec": lambda: mat @ vec}
+  readers = {
+      "numpy_sum": lambda: x.sum(),
+      "jax_sum": lambda: jsum(xj).block_until_ready(),
+      "numpy_matvec": lambda: mat @ vec,
+  }
   rates = {}
   for name, read in readers.items():
     read()
@@ -77,7 +81,7 @@ def numpy_ours(pools, caches, batch_size, coreset_size, chunk=16384):
       continue
     top = np.full((coreset_size, 2), -np.inf, np.float32)
     for start in range(0, len(y), chunk):
-      both = np.concatenate([top, queries @ y[start:start + chunk].T], axis=1)
+      both = np.concatenate([top, queries @ y[start : start + chunk].T], axis=1)
       top = -np.partition(-both, 1, axis=1)[:, :2]
     score += top[:, 0] - top[:, 1]
   return m, coreset[np.argsort(score, kind="stable")[:batch_size]]
@@ -86,9 +90,11 @@ def numpy_ours(pools, caches, batch_size, coreset_size, chunk=16384):
 def make_pools(n, d, k, seed):
   """Two modalities of n unit rows plus k annotated rows each, generated on the device."""
   keys = jax.random.split(jax.random.key(seed), 4)
+
   def unit(key, rows):
     x = jax.random.normal(key, (rows, d), jnp.float32)
     return x / jnp.linalg.norm(x, axis=1, keepdims=True)
+
   return [unit(keys[0], n), unit(keys[1], n)], [unit(keys[2], k), unit(keys[3], k)]
 
 
@@ -117,7 +123,7 @@ def strategy_round(name, state, pools_np, caches_np, args):
     return lambda: numpy_ours(pools_np, caches_np, args.batch_size, args.coreset_size)
   if name == "update_state":
     removed = [np.arange(args.batch_size)] * 2
-    added = [p[:args.batch_size] for p in state.pools]
+    added = [p[: args.batch_size] for p in state.pools]
     return lambda: jax.block_until_ready(acquisition.update_state(state, removed, added).min_sq)
   return lambda: acquisition.select_from_state(name, state, **kw)
 
@@ -141,20 +147,32 @@ def run_grid(args, bandwidth):
         predicted = ts[-1] * (n / ns[-1]) ** max(exponent, 1.0)
         if predicted > args.max_round_seconds:
           predicted_out.add(name)
-          rows.append(dict(strategy=name, n=n, skipped=f"predicted {predicted:.0f} s per round "
-                           f"> --max-round-seconds {args.max_round_seconds}"))
+          rows.append(
+              dict(
+                  strategy=name,
+                  n=n,
+                  skipped=f"predicted {predicted:.0f} s per round "
+                  f"> --max-round-seconds {args.max_round_seconds}",
+              )
+          )
           print(f"  skip {name:13s} N={n:>8d}: predicted {predicted:.0f} s", flush=True)
           continue
-      seconds, runs = time_round(strategy_round(name, state, pools_np, caches_np, args),
-                                 args.repeats, args.max_cell_seconds)
+      seconds, runs = time_round(
+          strategy_round(name, state, pools_np, caches_np, args),
+          args.repeats,
+          args.max_cell_seconds,
+      )
       ns.append(n)
       ts.append(seconds)
       row = dict(strategy=name, n=n, seconds=seconds, runs=runs)
       if name in KCENTER_PASSES:
         passes = getattr(args, KCENTER_PASSES[name])
         gbytes = passes * n * args.dim * 4 / 1e9
-        row.update(gb_per_s=gbytes / seconds, floor_seconds=gbytes / bandwidth,
-                   x_floor=seconds / (gbytes / bandwidth))
+        row.update(
+            gb_per_s=gbytes / seconds,
+            floor_seconds=gbytes / bandwidth,
+            x_floor=seconds / (gbytes / bandwidth),
+        )
       rows.append(row)
       print(f"  {name:13s} N={n:>8d}: {seconds:9.4f} s ({runs} runs)", flush=True)
     del pools, annotated, state, pools_np, caches_np
@@ -163,23 +181,33 @@ def run_grid(args, bandwidth):
 
 
 def floor_check(args, bandwidth):
-  """"ours" at N = 200k, d = 512, B_C = 200 against its k-center read floor and NumPy."""
+  """ "ours" at N = 200k, d = 512, B_C = 200 against its k-center read floor and NumPy."""
   n, bc, b = args.check_n, args.check_coreset, min(args.batch_size, args.check_coreset)
   pools, annotated = make_pools(n, args.dim, b, seed=1)
   state = acquisition.init_state(pools, annotated)
   pools_np = [np.asarray(p) for p in state.pools]
   caches_np = [np.asarray(c) for c in state.min_sq]
-  ours = lambda: acquisition.select_from_state("ours", state, batch_size=b, coreset_size=bc,
-                                               key=jax.random.key(0))
+  ours = lambda: acquisition.select_from_state(
+      "ours", state, batch_size=b, coreset_size=bc, key=jax.random.key(0)
+  )
   ref = lambda: numpy_ours(pools_np, caches_np, b, bc)
   sel, (m, picks) = ours(), ref()
   same = int(sel.modality[0]) == m and set(sel.index.tolist()) == set(picks.tolist())
   t_ours, _ = time_round(ours, args.repeats, args.max_cell_seconds)
   t_np, _ = time_round(ref, args.repeats, args.max_cell_seconds)
   floor = bc * n * args.dim * 4 / 1e9 / bandwidth
-  return dict(n=n, dim=args.dim, coreset_size=bc, batch_size=b, ours_seconds=t_ours,
-              numpy_seconds=t_np, floor_seconds=floor, ours_x_floor=t_ours / floor,
-              ours_over_numpy=t_ours / t_np, same_selection_as_numpy=same)
+  return dict(
+      n=n,
+      dim=args.dim,
+      coreset_size=bc,
+      batch_size=b,
+      ours_seconds=t_ours,
+      numpy_seconds=t_np,
+      floor_seconds=floor,
+      ours_x_floor=t_ours / floor,
+      ours_over_numpy=t_ours / t_np,
+      same_selection_as_numpy=same,
+  )
 
 
 def parse_args():
@@ -191,19 +219,32 @@ def parse_args():
   p.add_argument("--batch-size", type=int, default=512)
   p.add_argument("--coreset-size", type=int, default=1024)
   p.add_argument("--repeats", type=int, default=3)
-  p.add_argument("--max-round-seconds", type=float, default=60.0,
-                 help="stop growing N for a strategy once a round is predicted to take longer")
-  p.add_argument("--max-cell-seconds", type=float, default=30.0,
-                 help="stop repeating a (strategy, N) cell once its timed runs add up to this")
-  p.add_argument("--fit-min-n", type=float, default=1e4,
-                 help="fit the exponent on N >= this (smaller N measure per-call overhead)")
+  p.add_argument(
+      "--max-round-seconds",
+      type=float,
+      default=60.0,
+      help="stop growing N for a strategy once a round is predicted to take longer",
+  )
+  p.add_argument(
+      "--max-cell-seconds",
+      type=float,
+      default=30.0,
+      help="stop repeating a (strategy, N) cell once its timed runs add up to this",
+  )
+  p.add_argument(
+      "--fit-min-n",
+      type=float,
+      default=1e4,
+      help="fit the exponent on N >= this (smaller N measure per-call overhead)",
+  )
   p.add_argument("--strategies", default=",".join(STRATEGIES))
   p.add_argument("--check-n", type=int, default=200_000)
   p.add_argument("--check-coreset", type=int, default=200)
   p.add_argument("--no-check", action="store_true")
   p.add_argument("--quick", action="store_true", help="N <= 3e4, d = 128, 1 repeat, small check")
-  p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results",
-                                               "bench_acquisition.json"))
+  p.add_argument(
+      "--out", default=os.path.join(os.path.dirname(__file__), "results", "bench_acquisition.json")
+  )
   args = p.parse_args()
   if args.quick:
     args.max_n, args.dim, args.repeats, args.check_n = min(args.max_n, 3e4), 128, 1, 20_000
@@ -214,15 +255,19 @@ def parse_args():
   if unknown:
     p.error(f"--strategies: unknown {sorted(unknown)}; choose from {STRATEGIES}")
   decades = np.log10(args.max_n) - np.log10(args.min_n)
-  grid = np.logspace(np.log10(args.min_n), np.log10(args.max_n),
-                     int(round(decades * args.points_per_decade)) + 1)
+  grid = np.logspace(
+      np.log10(args.min_n), np.log10(args.max_n), int(round(decades * args.points_per_decade)) + 1
+  )
   args.sizes = sorted({max(int(round(n)), args.coreset_size) for n in grid})
   return args
 
 
 def print_table(rows, exponents, check, bandwidth, rates):
-  print(f"\nread bandwidth: {bandwidth:.1f} GB/s (best of " +
-        ", ".join(f"{k} {v:.1f}" for k, v in rates.items()) + ")")
+  print(
+      f"\nread bandwidth: {bandwidth:.1f} GB/s (best of "
+      + ", ".join(f"{k} {v:.1f}" for k, v in rates.items())
+      + ")"
+  )
   print(f"{'strategy':13s} {'N':>9s} {'s/round':>10s} {'GB/s':>7s} {'x floor':>8s}")
   for r in rows:
     if "skipped" in r:
@@ -231,14 +276,18 @@ def print_table(rows, exponents, check, bandwidth, rates):
     gbs = f"{r['gb_per_s']:7.1f}" if "gb_per_s" in r else f"{'-':>7s}"
     xf = f"{r['x_floor']:8.2f}" if "x_floor" in r else f"{'-':>8s}"
     print(f"{r['strategy']:13s} {r['n']:>9d} {r['seconds']:10.4f} {gbs} {xf}")
-  print("fitted exponent of time vs N: " +
-        ", ".join(f"{s} {e:.2f}" if e is not None else f"{s} -" for s, e in exponents.items()))
+  print(
+      "fitted exponent of time vs N: "
+      + ", ".join(f"{s} {e:.2f}" if e is not None else f"{s} -" for s, e in exponents.items())
+  )
   if check:
-    print(f"check N={check['n']} d={check['dim']} B_C={check['coreset_size']}: ours "
-          f"{check['ours_seconds']:.2f} s = {check['ours_x_floor']:.2f}x the k-center read floor "
-          f"({check['floor_seconds']:.2f} s), {check['ours_over_numpy']:.2f}x NumPy "
-          f"({check['numpy_seconds']:.2f} s); same selection as NumPy: "
-          f"{check['same_selection_as_numpy']}")
+    print(
+        f"check N={check['n']} d={check['dim']} B_C={check['coreset_size']}: ours "
+        f"{check['ours_seconds']:.2f} s = {check['ours_x_floor']:.2f}x the k-center read floor "
+        f"({check['floor_seconds']:.2f} s), {check['ours_over_numpy']:.2f}x NumPy "
+        f"({check['numpy_seconds']:.2f} s); same selection as NumPy: "
+        f"{check['same_selection_as_numpy']}"
+    )
 
 
 def main():
@@ -249,15 +298,30 @@ def main():
   check = None if args.no_check else floor_check(args, bandwidth)
   print_table(rows, exponents, check, bandwidth, rates)
   result = dict(
-      setting=dict(dim=args.dim, batch_size=args.batch_size, coreset_size=args.coreset_size,
-                   repeats=args.repeats, max_round_seconds=args.max_round_seconds,
-                   fit_min_n=args.fit_min_n, sizes=args.sizes, modalities=2,
-                   annotated_per_modality=args.batch_size),
-      machine=dict(platform=platform.platform(), cpu_count=os.cpu_count(),
-                   devices=[str(d) for d in jax.devices()], jax=jax.__version__,
-                   read_bandwidth_gb_per_s=bandwidth, read_bandwidth_by_method=rates,
-                   load_average=os.getloadavg()),
-      rows=rows, exponents=exponents, floor_check=check)
+      setting=dict(
+          dim=args.dim,
+          batch_size=args.batch_size,
+          coreset_size=args.coreset_size,
+          repeats=args.repeats,
+          max_round_seconds=args.max_round_seconds,
+          fit_min_n=args.fit_min_n,
+          sizes=args.sizes,
+          modalities=2,
+          annotated_per_modality=args.batch_size,
+      ),
+      machine=dict(
+          platform=platform.platform(),
+          cpu_count=os.cpu_count(),
+          devices=[str(d) for d in jax.devices()],
+          jax=jax.__version__,
+          read_bandwidth_gb_per_s=bandwidth,
+          read_bandwidth_by_method=rates,
+          load_average=os.getloadavg(),
+      ),
+      rows=rows,
+      exponents=exponents,
+      floor_check=check,
+  )
   files.write_text(args.out, json.dumps(result, indent=1))
   print(f"wrote {args.out}")
 

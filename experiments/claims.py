@@ -35,6 +35,7 @@ annotation saving vs Random; the wall time of this invocation and the recorded c
 claim's runs. `python -m experiments.report` turns the JSON files into the README's table.
 Bad input (unknown claim, malformed seeds) prints one `error: ...` line and exits with status 2.
 """
+
 import dataclasses
 import json
 import math
@@ -62,14 +63,22 @@ SCORES = ("text", "image", "group")
 EQUIVALENCE_MARGIN = 0.02  # group score: "comparable" means within 2 points (the paper's s.d. ~2-3)
 
 # --smoke: a 40-pair pool, 2 rounds of 4 pairs, 1 epoch; every claim in seconds.
-SMOKE = (("data.num_train_groups", 20), ("data.num_test_groups", 4), ("per_round", 4),
-         ("rounds", 2), ("coreset_size", 8), ("train.epochs", 1), ("train.batch_size", 8),
-         ("embed_batch_size", 32))
+SMOKE = (
+    ("data.num_train_groups", 20),
+    ("data.num_test_groups", 4),
+    ("per_round", 4),
+    ("rounds", 2),
+    ("coreset_size", 8),
+    ("train.epochs", 1),
+    ("train.batch_size", 8),
+    ("embed_batch_size", 32),
+)
 
 
 @dataclasses.dataclass(frozen=True)
 class PerRound:
   """An override value given as a multiple of config.per_round (B_C = factor * B)."""
+
   factor: float
 
 
@@ -79,6 +88,7 @@ class Arm:
 
   label: how the claim names it; group: comparisons and savings are made within a group.
   """
+
   label: str
   strategy: str
   overrides: tuple = ()
@@ -90,6 +100,7 @@ class Arm:
 class Comparison:
   """reference minus other on `metric`, paired by seed; kind "better" or "equivalent"; verdict:
   whether it counts for the claim's "holds?" (the others are reported)."""
+
   reference: str
   other: str
   metric: str = "group"
@@ -123,12 +134,18 @@ def _vs_baselines(arms, metric="group", reference="ours"):
 
 def _table2_arms(smoke):
   del smoke
-  return [Arm(rule, "ours", (("query_modality", rule),)) for rule in ("auto", "random", "text", "image")]
+  return [
+      Arm(rule, "ours", (("query_modality", rule),)) for rule in ("auto", "random", "text", "image")
+  ]
 
 
 def _table4_comparisons(arms):
-  return [Comparison("ours", a.label, metric, verdict=a.label != "badge")
-          for metric in ("pseudo_align_acc", "groupmatch") for a in arms if a.label != "ours"]
+  return [
+      Comparison("ours", a.label, metric, verdict=a.label != "badge")
+      for metric in ("pseudo_align_acc", "groupmatch")
+      for a in arms
+      if a.label != "ours"
+  ]
 
 
 def _fig4_right_arms(smoke):
@@ -141,7 +158,9 @@ def _fig4_right_arms(smoke):
 
 def _fig5_arms(smoke):
   del smoke
-  return [Arm(f"B_C={f:g}B", "ours", (("coreset_size", PerRound(f)),)) for f in (1.5, 2.0, 2.5, 3.0)]
+  return [
+      Arm(f"B_C={f:g}B", "ours", (("coreset_size", PerRound(f)),)) for f in (1.5, 2.0, 2.5, 3.0)
+  ]
 
 
 def _fig5_comparisons(arms):
@@ -151,21 +170,29 @@ def _fig5_comparisons(arms):
 def _table8_arms(smoke):
   del smoke
   # "random" ignores the metric, so one random run serves both metrics.
-  return [Arm("euclidean/ours", "ours", (("metric", "euclidean"),)),
-          Arm("cosine/ours", "ours", (("metric", "cosine"),)), Arm("random", "random")]
+  return [
+      Arm("euclidean/ours", "ours", (("metric", "euclidean"),)),
+      Arm("cosine/ours", "ours", (("metric", "cosine"),)),
+      Arm("random", "random"),
+  ]
 
 
 def _table8_comparisons(arms):
   del arms
-  return [Comparison("cosine/ours", "euclidean/ours", kind="equivalent"),
-          Comparison("euclidean/ours", "random", verdict=False),
-          Comparison("cosine/ours", "random", verdict=False)]
+  return [
+      Comparison("cosine/ours", "euclidean/ours", kind="equivalent"),
+      Comparison("euclidean/ours", "random", verdict=False),
+      Comparison("cosine/ours", "random", verdict=False),
+  ]
 
 
 def _models_arms(smoke):
   del smoke
-  return [Arm(f"{model}/{s}", s, config=f"{model}_colorswap", group=model)
-          for model in ("siglip", "clip", "lit") for s in ("ours", "random")]
+  return [
+      Arm(f"{model}/{s}", s, config=f"{model}_colorswap", group=model)
+      for model in ("siglip", "clip", "lit")
+      for s in ("ours", "random")
+  ]
 
 
 def _per_group_comparisons(arms):
@@ -185,10 +212,17 @@ def _stream_arms(smoke):
     pool, sizes = 10_000, ((1024, 8), (2048, 4))
   arms = []
   for buffer, rounds in sizes:
-    over = (("data.num_train_groups", pool), ("stream.buffer_size", buffer),
-            ("per_round", buffer // 4), ("coreset_size", buffer // 2), ("rounds", rounds))
-    arms += [Arm(f"buffer{buffer}/{s}", s, over, group=f"buffer{buffer}")
-             for s in ("ours", "random", "coreset")]
+    over = (
+        ("data.num_train_groups", pool),
+        ("stream.buffer_size", buffer),
+        ("per_round", buffer // 4),
+        ("coreset_size", buffer // 2),
+        ("rounds", rounds),
+    )
+    arms += [
+        Arm(f"buffer{buffer}/{s}", s, over, group=f"buffer{buffer}")
+        for s in ("ours", "random", "coreset")
+    ]
   return arms
 
 
@@ -199,6 +233,7 @@ def _stream_arms(smoke):
 def load_config(name):
   """The ConfigDict of configs/<name>.py."""
   import importlib.util  # pylint: disable=g-import-not-at-top
+
   path = os.path.join(CONFIGS, f"{name}.py")
   spec = importlib.util.spec_from_file_location(f"claims_config_{name}", path)
   module = importlib.util.module_from_spec(spec)
@@ -288,7 +323,9 @@ def run_arm(arm, seeds, root, smoke, run):
     try:
       config, slug = arm_config(arm, seed, smoke)
     except KeyError as e:
-      out["errors"].append(f"configs/{arm.config}.py has no field {e.args[0]} (needed by {arm.label})")
+      out["errors"].append(
+          f"configs/{arm.config}.py has no field {e.args[0]} (needed by {arm.label})"
+      )
       return out
     out["overrides"] = slug
     workdir = arm_workdir(root, arm, slug, seed, smoke)
@@ -311,8 +348,10 @@ def run_arm(arm, seeds, root, smoke, run):
       out["records"] += records
       out["complete"].append(seed)
     elif run or records:
-      out["errors"].append(f"{arm.label} seed {seed}: {len(records)} of {config.rounds + 1} rounds "
-                           f"in {os.path.relpath(workdir, ROOT)}")
+      out["errors"].append(
+          f"{arm.label} seed {seed}: {len(records)} of {config.rounds + 1} rounds "
+          f"in {os.path.relpath(workdir, ROOT)}"
+      )
     else:
       out["errors"].append(f"{arm.label} seed {seed}: no run in {os.path.relpath(workdir, ROOT)}")
   return out
@@ -352,17 +391,24 @@ def _curve_claim(claim, args):
     errors += r["errors"]
     compute += r["compute_seconds"]
   if not claim.runs and any(not r["complete"] for r in results.values()):
-    errors.insert(0, f"{claim.name} reads the runs of {claim.reads}: run "
-                     f"`python -m experiments.claims --claim={claim.reads}` first")
+    errors.insert(
+        0,
+        f"{claim.name} reads the runs of {claim.reads}: run "
+        f"`python -m experiments.claims --claim={claim.reads}` first",
+    )
   out = dict(arms={}, comparisons=[], savings={}, errors=errors, compute_seconds=compute)
   records = {label: r["records"] for label, r in results.items()}
   for arm in arms:
     r = results[arm.label]
     out["arms"][arm.label] = dict(
-        strategy=arm.strategy, config=arm.config, group=arm.group, overrides=r["overrides"],
-        seeds=r["complete"], workdirs=r["workdirs"],
-        curves={m: stats.curve(records[arm.label], m) for m in claim.metrics
-                if records[arm.label]})
+        strategy=arm.strategy,
+        config=arm.config,
+        group=arm.group,
+        overrides=r["overrides"],
+        seeds=r["complete"],
+        workdirs=r["workdirs"],
+        curves={m: stats.curve(records[arm.label], m) for m in claim.metrics if records[arm.label]},
+    )
   if claim.name == "table3":
     out["comparisons"] = _table3_comparisons(arms, records)
   else:
@@ -370,20 +416,25 @@ def _curve_claim(claim, args):
       if not (records[c.reference] and records[c.other]):
         continue
       p = stats.paired(records[c.reference], records[c.other], c.metric)
-      verdict = (stats.better_verdict(p["average"]) if c.kind == "better"
-                 else stats.equivalence_verdict(p["average"], EQUIVALENCE_MARGIN))
+      verdict = (
+          stats.better_verdict(p["average"])
+          if c.kind == "better"
+          else stats.equivalence_verdict(p["average"], EQUIVALENCE_MARGIN)
+      )
       out["comparisons"].append(dict(dataclasses.asdict(c), paired=p, outcome=verdict))
   groups = sorted({a.group for a in arms})
   for g in groups:
     members = [a for a in arms if a.group == g and records[a.label]]
     base = [a.label for a in members if a.strategy == "random"]
     if base and claim.savings:
-      out["savings"][g] = stats.savings({a.label: stats.curve(records[a.label], "group")
-                                         for a in members}, base[0])
+      out["savings"][g] = stats.savings(
+          {a.label: stats.curve(records[a.label], "group") for a in members}, base[0]
+      )
   outcomes = [c["outcome"] for c in out["comparisons"] if c["verdict"]]
   kinds = {c["kind"] for c in out["comparisons"] if c["verdict"]}
-  holds = (_summarize_equivalent(outcomes) if kinds == {"equivalent"}
-           else _summarize_better(outcomes))
+  holds = (
+      _summarize_equivalent(outcomes) if kinds == {"equivalent"} else _summarize_better(outcomes)
+  )
   if errors and holds != "not run":
     holds = holds if all(r["complete"] for r in results.values()) else f"{holds} (incomplete)"
   out["holds"] = holds
@@ -400,13 +451,24 @@ def _table3_comparisons(arms, records):
     a = [dict(r, margin_gap=r.get("margin_correct")) for r in records[arm.label]]
     b = [dict(r, margin_gap=r.get("margin_incorrect")) for r in records[arm.label]]
     p = stats.paired(a, b, "margin_gap")
-    per_budget = [stats.better_verdict(dict(mean=m, se=s, n=n))
-                  for k, m, s, n in zip(p["round"], p["mean"], p["se"], p["n"]) if k >= 1]
+    per_budget = [
+        stats.better_verdict(dict(mean=m, se=s, n=n))
+        for k, m, s, n in zip(p["round"], p["mean"], p["se"], p["n"])
+        if k >= 1
+    ]
     outcome = _summarize_better(per_budget)
-    out.append(dict(reference=f"{arm.label}: margin_correct", other=f"{arm.label}: margin_incorrect",
-                    metric="margin", kind="better", verdict=arm.label == "ours", paired=p,
-                    per_budget=per_budget,
-                    outcome={"yes": "better", "no": "worse"}.get(outcome, "tie")))
+    out.append(
+        dict(
+            reference=f"{arm.label}: margin_correct",
+            other=f"{arm.label}: margin_incorrect",
+            metric="margin",
+            kind="better",
+            verdict=arm.label == "ours",
+            paired=p,
+            per_budget=per_budget,
+            outcome={"yes": "better", "no": "worse"}.get(outcome, "tie"),
+        )
+    )
   return out
 
 
@@ -421,27 +483,37 @@ def _curve_summary(claim, out):
   """One markdown-ready line: final means, paired differences with their verdicts, savings."""
   parts = []
   metric = "group" if "group" in claim.metrics else claim.metrics[0]
-  finals = [f"{label} {_fmt_mean(a['curves'][metric])}" for label, a in out["arms"].items()
-            if metric in a["curves"]]
+  finals = [
+      f"{label} {_fmt_mean(a['curves'][metric])}"
+      for label, a in out["arms"].items()
+      if metric in a["curves"]
+  ]
   if finals and claim.name not in ("table3", "table4"):
     pct = next(a["curves"][metric]["percent"][-1] for a in out["arms"].values() if a["curves"])
     parts.append(f"{metric} at {pct:.0f}%: " + ", ".join(finals))
   if claim.name == "table3":
     return _table3_summary(out)
   for c in out["comparisons"]:
-    parts.append(f"{c['reference']} - {c['other']} ({c['metric']}, mean over budgets): "
-                 f"{stats.fmt(c['paired']['average'])}, {c['outcome']}"
-                 + ("" if c["verdict"] else " [reported]"))
+    parts.append(
+        f"{c['reference']} - {c['other']} ({c['metric']}, mean over budgets): "
+        f"{stats.fmt(c['paired']['average'])}, {c['outcome']}"
+        + ("" if c["verdict"] else " [reported]")
+    )
   for g, s in out["savings"].items():
     if not s:
       continue
     refs = [label for label in s["reach"] if label.endswith("ours")]
     for label in refs:
       reach, saving = s["reach"][label], s["saving"][label]
-      parts.append(f"saving vs {'Random' if not g else g + ' Random'}: "
-                   + ("not reached" if reach is None else
-                      f"{saving:.0f}% ({label} reaches Random's final {s['target']:.3f} at "
-                      f"{reach:.0f}% vs {s['baseline_percent']:.0f}%)"))
+      parts.append(
+          f"saving vs {'Random' if not g else g + ' Random'}: "
+          + (
+              "not reached"
+              if reach is None
+              else f"{saving:.0f}% ({label} reaches Random's final {s['target']:.3f} at "
+              f"{reach:.0f}% vs {s['baseline_percent']:.0f}%)"
+          )
+      )
   return "; ".join(parts)
 
 
@@ -458,10 +530,15 @@ def _table3_summary(out):
         if k < 1:
           continue
         diff = dict(mean=c["paired"]["mean"][i], se=c["paired"]["se"][i], n=c["paired"]["n"][i])
-        cells.append(f"{pct:.0f}%: {_fmt_mean(curves['margin_correct'], i)} vs "
-                     f"{_fmt_mean(curves['margin_incorrect'], i)} (diff {stats.fmt(diff)})")
-      parts.append(f"{label} margin correct vs incorrect: " + ", ".join(cells)
-                   + f"; per budget: {', '.join(c['per_budget'])}")
+        cells.append(
+            f"{pct:.0f}%: {_fmt_mean(curves['margin_correct'], i)} vs "
+            f"{_fmt_mean(curves['margin_incorrect'], i)} (diff {stats.fmt(diff)})"
+        )
+      parts.append(
+          f"{label} margin correct vs incorrect: "
+          + ", ".join(cells)
+          + f"; per budget: {', '.join(c['per_budget'])}"
+      )
     else:
       parts.append(f"{label}: per budget {', '.join(c['per_budget'])} [reported]")
   return "; ".join(parts)
@@ -497,49 +574,78 @@ def _fig4_left(claim, args):
     from mmal_jax import embeddings  # pylint: disable=g-import-not-at-top
     from mmal_jax import experiment  # pylint: disable=g-import-not-at-top
     from mmal_jax.annotation import unaligned as unaligned_lib  # pylint: disable=g-import-not-at-top
+
     start, propose, annotator = loop.start, loop.propose, loop.simulated_annotator
   except (ImportError, AttributeError) as e:
-    return dict(errors=[f"needs the public experiment API (mmal_jax.experiment.setup, loop.start/"
-                        f"propose/simulated_annotator): {e}"], holds="not run", summary="")
+    return dict(
+        errors=[
+            f"needs the public experiment API (mmal_jax.experiment.setup, loop.start/"
+            f"propose/simulated_annotator): {e}"
+        ],
+        holds="not run",
+        summary="",
+    )
   config, _ = arm_config(Arm("x", "ours"), args.seeds[0], args.smoke)
   config.strategies, config.seeds = ("ours", "uncertainty"), tuple(args.seeds)
   begin = time.perf_counter()
   exp = experiment.setup(config)
-  images = [exp.prep.images(exp.pool.images[i:i + 1024]) for i in range(0, len(exp.pool), 1024)]
-  z = np.concatenate([embeddings.embed_images(exp.model, exp.pretrained, x,
-                                              batch_size=config.embed_batch_size, mesh=exp.mesh)
-                      for x in images])  # f32[N, D], row order of the pool
+  images = [exp.prep.images(exp.pool.images[i : i + 1024]) for i in range(0, len(exp.pool), 1024)]
+  z = np.concatenate(
+      [
+          embeddings.embed_images(
+              exp.model, exp.pretrained, x, batch_size=config.embed_batch_size, mesh=exp.mesh
+          )
+          for x in images
+      ]
+  )  # f32[N, D], row order of the pool
   picks = {}  # (strategy, seed) -> pool rows of the images of the pairs bought in round 1
   for run_index, (strategy, seed) in enumerate(exp.runs):
     state = start(exp, run_index)
     answers = annotator(exp, state).answer(propose(exp, state))
     image_ids, _ = answers.pairs()
-    unaligned = unaligned_lib.make_unaligned(len(exp.pool), seed=seed,
-                                             missing_fraction=config.missing_fraction,
-                                             missing_modality=config.missing_modality)
+    unaligned = unaligned_lib.make_unaligned(
+        len(exp.pool),
+        seed=seed,
+        missing_fraction=config.missing_fraction,
+        missing_modality=config.missing_modality,
+    )
     picks[(strategy, seed)] = unaligned.rows[IMAGE][image_ids]
   per_seed = {}
   for seed in config.seeds:
     o = _spread(z, picks[("ours", seed)])
     u = _spread(z, picks[("uncertainty", seed)])
-    per_seed[seed] = dict(ours=dict(radius=o[0], pairwise=o[1], picks=picks[("ours", seed)].tolist()),
-                          uncertainty=dict(radius=u[0], pairwise=u[1],
-                                           picks=picks[("uncertainty", seed)].tolist()))
-  radius_gap = stats.mean_se([v["uncertainty"]["radius"] - v["ours"]["radius"] for v in per_seed.values()])
-  pairwise_gap = stats.mean_se([v["ours"]["pairwise"] - v["uncertainty"]["pairwise"]
-                                for v in per_seed.values()])
+    per_seed[seed] = dict(
+        ours=dict(radius=o[0], pairwise=o[1], picks=picks[("ours", seed)].tolist()),
+        uncertainty=dict(radius=u[0], pairwise=u[1], picks=picks[("uncertainty", seed)].tolist()),
+    )
+  radius_gap = stats.mean_se(
+      [v["uncertainty"]["radius"] - v["ours"]["radius"] for v in per_seed.values()]
+  )
+  pairwise_gap = stats.mean_se(
+      [v["ours"]["pairwise"] - v["uncertainty"]["pairwise"] for v in per_seed.values()]
+  )
   outcome = stats.better_verdict(radius_gap)
   holds = {"better": "yes", "worse": "no"}.get(outcome, "inconclusive")
   mean = lambda s, k: stats.mean_se([v[s][k] for v in per_seed.values()])
-  summary = (f"coverage radius (max distance of a pool image to the nearest pick): ours "
-             f"{stats.fmt(mean('ours', 'radius'), signed=False)}, uncertainty "
-             f"{stats.fmt(mean('uncertainty', 'radius'), signed=False)}; uncertainty - ours "
-             f"{stats.fmt(radius_gap)}, {outcome}; mean pairwise distance ours - uncertainty "
-             f"{stats.fmt(pairwise_gap)} ({stats.better_verdict(pairwise_gap)})")
-  return dict(per_seed=per_seed, radius_gap=radius_gap, pairwise_gap=pairwise_gap,
-              radius_outcome=outcome, pairwise_outcome=stats.better_verdict(pairwise_gap),
-              pca=_pca2(z).tolist(), errors=[], holds=holds, summary=summary,
-              compute_seconds=time.perf_counter() - begin)
+  summary = (
+      f"coverage radius (max distance of a pool image to the nearest pick): ours "
+      f"{stats.fmt(mean('ours', 'radius'), signed=False)}, uncertainty "
+      f"{stats.fmt(mean('uncertainty', 'radius'), signed=False)}; uncertainty - ours "
+      f"{stats.fmt(radius_gap)}, {outcome}; mean pairwise distance ours - uncertainty "
+      f"{stats.fmt(pairwise_gap)} ({stats.better_verdict(pairwise_gap)})"
+  )
+  return dict(
+      per_seed=per_seed,
+      radius_gap=radius_gap,
+      pairwise_gap=pairwise_gap,
+      radius_outcome=outcome,
+      pairwise_outcome=stats.better_verdict(pairwise_gap),
+      pca=_pca2(z).tolist(),
+      errors=[],
+      holds=holds,
+      summary=summary,
+      compute_seconds=time.perf_counter() - begin,
+  )
 
 
 def _fig4_middle(claim, args):
@@ -547,8 +653,11 @@ def _fig4_middle(claim, args):
   del claim
   path = args.bench or os.path.join(ROOT, "experiments", "results", "bench_acquisition.json")
   if not os.path.exists(path):
-    return dict(errors=[f"no {path}: run python -m experiments.bench_acquisition"], holds="not run",
-                summary="")
+    return dict(
+        errors=[f"no {path}: run python -m experiments.bench_acquisition"],
+        holds="not run",
+        summary="",
+    )
   with open(path) as f:
     bench = json.load(f)
   series = {}
@@ -556,99 +665,173 @@ def _fig4_middle(claim, args):
     if "seconds" in row and row["strategy"] in ("ours",) + BASELINES:
       series.setdefault(row["strategy"], []).append((row["n"], row["seconds"]))
   exps = {k: v for k, v in bench.get("exponents", {}).items() if k in series}
-  both = sorted(set(n for n, _ in series.get("ours", [])) & set(n for n, _ in series.get("uncertainty", [])))
+  both = sorted(
+      set(n for n, _ in series.get("ours", [])) & set(n for n, _ in series.get("uncertainty", []))
+  )
   big = [n for n in both if n >= 10_000]
   t = {s: dict(v) for s, v in series.items()}
   faster = [t["ours"][n] < t["uncertainty"][n] for n in big]
   ok = bool(big) and all(faster) and exps.get("ours", 9) < exps.get("uncertainty", 0)
-  slower_than_coreset = all(t["ours"][n] > t["coreset"][n] for n in t.get("coreset", {}) if n in t["ours"])
-  summary = ("time ~ N^k: " + ", ".join(f"{s} k={k:.2f}" for s, k in sorted(exps.items()))
-             + "; " + ", ".join(f"N={n}: ours {t['ours'][n]:.2f} s vs uncertainty {t['uncertainty'][n]:.2f} s"
-                               for n in big)
-             + f"; ours slower than coreset at every N: {slower_than_coreset}")
-  return dict(series=series, exponents=exps, setting=bench.get("setting"), machine=bench.get("machine"),
-              errors=[], holds="yes" if ok else "no", summary=summary, compute_seconds=0.0,
-              ours_slower_than_coreset=slower_than_coreset)
+  slower_than_coreset = all(
+      t["ours"][n] > t["coreset"][n] for n in t.get("coreset", {}) if n in t["ours"]
+  )
+  summary = (
+      "time ~ N^k: "
+      + ", ".join(f"{s} k={k:.2f}" for s, k in sorted(exps.items()))
+      + "; "
+      + ", ".join(
+          f"N={n}: ours {t['ours'][n]:.2f} s vs uncertainty {t['uncertainty'][n]:.2f} s"
+          for n in big
+      )
+      + f"; ours slower than coreset at every N: {slower_than_coreset}"
+  )
+  return dict(
+      series=series,
+      exponents=exps,
+      setting=bench.get("setting"),
+      machine=bench.get("machine"),
+      errors=[],
+      holds="yes" if ok else "no",
+      summary=summary,
+      compute_seconds=0.0,
+      ours_slower_than_coreset=slower_than_coreset,
+  )
 
 
-CLAIMS = {c.name: c for c in [
-    Claim("fig1", "Pool-based AL: ours vs baselines",
-          "Fig. 1 (CLIP-B32, ColorSwap; BADGE: Fig. 9 right): ours above Random, Coreset, Uncertainty "
-          "and BADGE in text, image and group score at most budgets; annotation saving vs Random "
-          "\"up to 40%\" at equal group score (abstract and Sec. 5.2; the exact figures were lost in "
-          "the text extraction, 40% per the structured summary)",
-          "group score, ours minus each baseline, paired by seed, mean over budgets 5-30%: yes if "
-          "> 2 s.e. above 0 for all four baselines, no if > 2 s.e. below 0 for any, partly/"
-          "inconclusive otherwise; text and image reported",
-          _fig1_arms, lambda arms: _vs_baselines(arms) + [
-              Comparison("ours", a.label, m, verdict=False) for m in ("text", "image")
-              for a in arms if a.label != "ours"]),
-    Claim("table2", "Modality rule of ours",
-          "Table 2 (group score): CLIP-B32 coverage gap 54.3+-1.2 vs random modality 52.4+-3.7, "
-          "text-only 52.8+-1.4, image-only 50.7+-2.3; SigLIP-B16 79.42+-2.9 vs 75.50+-2.1, "
-          "77.67+-2.9, 76.89+-1.9",
-          "group score, auto minus each other rule, paired, mean over budgets: yes if > 2 s.e. above "
-          "0 for all three, no if > 2 s.e. below 0 for any",
-          _table2_arms, lambda arms: _vs_baselines(arms, reference="auto"), savings=False),
-    Claim("table3", "Margins of correct vs incorrect pseudo-alignments",
-          "Table 3: mean margin of correctly matched items 3.8 (5%) -> 5.2 (30%), incorrectly "
-          "matched 0.9 -> 1.5: correct > incorrect at every budget",
-          "ours: margin_correct minus margin_incorrect, paired by seed, at every budget 5-30% "
-          "> 2 s.e. above 0: yes; any budget > 2 s.e. below 0: no",
-          runs=False, reads="fig1", metrics=("margin_correct", "margin_incorrect", "pseudo_align_acc"),
-          savings=False),
-    Claim("table4", "Pseudo-labeling accuracy and GroupMatch",
-          "Table 4 (CLIP-B32): pseudo-labeling accuracy ours 80.39+-0.71 vs Random 79.81+-0.73, "
-          "Coreset 78.52+-0.86, Uncertainty 79.67+-0.69; GroupMatch 87.14+-0.22 vs 86.57+-0.29, "
-          "85.57+-0.15, 86.43+-0.38",
-          "pseudo_align_acc and groupmatch, ours minus Random/Coreset/Uncertainty, paired, mean over "
-          "budgets: yes if all six > 2 s.e. above 0, no if any > 2 s.e. below 0; BADGE reported",
-          runs=False, reads="fig1", metrics=("pseudo_align_acc", "groupmatch", "group"),
-          comparisons=_table4_comparisons, savings=False),
-    Claim("fig4_left", "Spread of the picks: ours vs uncertainty",
-          "Fig. 4 left (t-SNE of image embeddings, ColorSwap): Uncertainty's picks concentrate in a "
-          "narrow uncertain region, ours spread broadly (qualitative; no number)",
-          "round 1 on the pretrained model, images of the bought pairs: coverage radius (max over pool "
-          "images of the distance to the nearest pick) of uncertainty minus ours, paired by seed: yes "
-          "if > 2 s.e. above 0, no if > 2 s.e. below 0; mean pairwise distance reported",
-          runs=False, custom=_fig4_left),
-    Claim("fig4_middle", "Acquisition time vs pool size",
-          "Fig. 4 middle (CLIP-B32): ours slower than Coreset, and much faster than Uncertainty as "
-          "the pool grows (linear vs quadratic, Sec. 4.1)",
-          "bench_acquisition: yes if ours is faster than uncertainty at every N >= 10,000 measured "
-          "and its fitted exponent is smaller; ours vs coreset reported",
-          runs=False, custom=_fig4_middle),
-    Claim("fig4_right", "Missing data: half of the images removed, image-side queries",
-          "Fig. 4 right (ColorSwap, half of the images removed, annotation only from the image "
-          "modality for every strategy): ours best of all strategies (qualitative)",
-          "as fig1 on the perturbed pool: group score, ours minus each baseline, paired, mean over "
-          "budgets",
-          _fig4_right_arms, lambda arms: _vs_baselines(arms)),
-    Claim("fig5", "Robustness to B_C",
-          "Fig. 5 (CLIP-B32, SigLIP-L16): performance stable across B_C (qualitative)",
-          f"group score, each B_C minus B_C = 2B, paired, mean over budgets: yes if every |diff| + "
-          f"2 s.e. <= {EQUIVALENCE_MARGIN}, no if any |diff| - 2 s.e. > {EQUIVALENCE_MARGIN}",
-          _fig5_arms, _fig5_comparisons, savings=False),
-    Claim("table8", "Euclidean vs cosine distance",
-          "Table 8 (SigLIP-B16 group score, 5% -> 30%): Euclidean 67.34 -> 79.42, cosine 65.17 -> "
-          "78.67: comparable",
-          f"group score, cosine ours minus Euclidean ours, paired, mean over budgets: yes if |diff| + "
-          f"2 s.e. <= {EQUIVALENCE_MARGIN}, no if |diff| - 2 s.e. > {EQUIVALENCE_MARGIN}; each vs "
-          "Random reported",
-          _table8_arms, _table8_comparisons),
-    Claim("models", "SigLIP, CLIP and LiT",
-          "Fig. 3 and Figs. 6-8: ours outperforms the baselines for SigLIP, CLIP and LiT of several "
-          "sizes (group, text and image score)",
-          "per model, group score ours minus Random, paired, mean over budgets: yes if > 2 s.e. above "
-          "0 for all three models, no if > 2 s.e. below 0 for any",
-          _models_arms, _per_group_comparisons),
-    Claim("stream", "Streaming",
-          "Fig. 2 (MS-COCO buffer 1024, DataComp 2048) and Fig. 9 left/middle (C.2: DataComp, "
-          "buffers 1024 and 2048, 25% bought): ours best in both",
-          "per buffer size, group score ours minus Random and minus Coreset, paired, mean over "
-          "budgets: yes if all > 2 s.e. above 0, no if any > 2 s.e. below 0",
-          _stream_arms, _per_group_comparisons),
-]}
+CLAIMS = {
+    c.name: c
+    for c in [
+        Claim(
+            "fig1",
+            "Pool-based AL: ours vs baselines",
+            "Fig. 1 (CLIP-B32, ColorSwap; BADGE: Fig. 9 right): ours above Random, Coreset, Uncertainty "
+            "and BADGE in text, image and group score at most budgets; annotation saving vs Random "
+            '"up to 40%" at equal group score (abstract and Sec. 5.2; the exact figures were lost in '
+            "the text extraction, 40% per the structured summary)",
+            "group score, ours minus each baseline, paired by seed, mean over budgets 5-30%: yes if "
+            "> 2 s.e. above 0 for all four baselines, no if > 2 s.e. below 0 for any, partly/"
+            "inconclusive otherwise; text and image reported",
+            _fig1_arms,
+            lambda arms: _vs_baselines(arms)
+            + [
+                Comparison("ours", a.label, m, verdict=False)
+                for m in ("text", "image")
+                for a in arms
+                if a.label != "ours"
+            ],
+        ),
+        Claim(
+            "table2",
+            "Modality rule of ours",
+            "Table 2 (group score): CLIP-B32 coverage gap 54.3+-1.2 vs random modality 52.4+-3.7, "
+            "text-only 52.8+-1.4, image-only 50.7+-2.3; SigLIP-B16 79.42+-2.9 vs 75.50+-2.1, "
+            "77.67+-2.9, 76.89+-1.9",
+            "group score, auto minus each other rule, paired, mean over budgets: yes if > 2 s.e. above "
+            "0 for all three, no if > 2 s.e. below 0 for any",
+            _table2_arms,
+            lambda arms: _vs_baselines(arms, reference="auto"),
+            savings=False,
+        ),
+        Claim(
+            "table3",
+            "Margins of correct vs incorrect pseudo-alignments",
+            "Table 3: mean margin of correctly matched items 3.8 (5%) -> 5.2 (30%), incorrectly "
+            "matched 0.9 -> 1.5: correct > incorrect at every budget",
+            "ours: margin_correct minus margin_incorrect, paired by seed, at every budget 5-30% "
+            "> 2 s.e. above 0: yes; any budget > 2 s.e. below 0: no",
+            runs=False,
+            reads="fig1",
+            metrics=("margin_correct", "margin_incorrect", "pseudo_align_acc"),
+            savings=False,
+        ),
+        Claim(
+            "table4",
+            "Pseudo-labeling accuracy and GroupMatch",
+            "Table 4 (CLIP-B32): pseudo-labeling accuracy ours 80.39+-0.71 vs Random 79.81+-0.73, "
+            "Coreset 78.52+-0.86, Uncertainty 79.67+-0.69; GroupMatch 87.14+-0.22 vs 86.57+-0.29, "
+            "85.57+-0.15, 86.43+-0.38",
+            "pseudo_align_acc and groupmatch, ours minus Random/Coreset/Uncertainty, paired, mean over "
+            "budgets: yes if all six > 2 s.e. above 0, no if any > 2 s.e. below 0; BADGE reported",
+            runs=False,
+            reads="fig1",
+            metrics=("pseudo_align_acc", "groupmatch", "group"),
+            comparisons=_table4_comparisons,
+            savings=False,
+        ),
+        Claim(
+            "fig4_left",
+            "Spread of the picks: ours vs uncertainty",
+            "Fig. 4 left (t-SNE of image embeddings, ColorSwap): Uncertainty's picks concentrate in a "
+            "narrow uncertain region, ours spread broadly (qualitative; no number)",
+            "round 1 on the pretrained model, images of the bought pairs: coverage radius (max over pool "
+            "images of the distance to the nearest pick) of uncertainty minus ours, paired by seed: yes "
+            "if > 2 s.e. above 0, no if > 2 s.e. below 0; mean pairwise distance reported",
+            runs=False,
+            custom=_fig4_left,
+        ),
+        Claim(
+            "fig4_middle",
+            "Acquisition time vs pool size",
+            "Fig. 4 middle (CLIP-B32): ours slower than Coreset, and much faster than Uncertainty as "
+            "the pool grows (linear vs quadratic, Sec. 4.1)",
+            "bench_acquisition: yes if ours is faster than uncertainty at every N >= 10,000 measured "
+            "and its fitted exponent is smaller; ours vs coreset reported",
+            runs=False,
+            custom=_fig4_middle,
+        ),
+        Claim(
+            "fig4_right",
+            "Missing data: half of the images removed, image-side queries",
+            "Fig. 4 right (ColorSwap, half of the images removed, annotation only from the image "
+            "modality for every strategy): ours best of all strategies (qualitative)",
+            "as fig1 on the perturbed pool: group score, ours minus each baseline, paired, mean over "
+            "budgets",
+            _fig4_right_arms,
+            lambda arms: _vs_baselines(arms),
+        ),
+        Claim(
+            "fig5",
+            "Robustness to B_C",
+            "Fig. 5 (CLIP-B32, SigLIP-L16): performance stable across B_C (qualitative)",
+            f"group score, each B_C minus B_C = 2B, paired, mean over budgets: yes if every |diff| + "
+            f"2 s.e. <= {EQUIVALENCE_MARGIN}, no if any |diff| - 2 s.e. > {EQUIVALENCE_MARGIN}",
+            _fig5_arms,
+            _fig5_comparisons,
+            savings=False,
+        ),
+        Claim(
+            "table8",
+            "Euclidean vs cosine distance",
+            "Table 8 (SigLIP-B16 group score, 5% -> 30%): Euclidean 67.34 -> 79.42, cosine 65.17 -> "
+            "78.67: comparable",
+            f"group score, cosine ours minus Euclidean ours, paired, mean over budgets: yes if |diff| + "
+            f"2 s.e. <= {EQUIVALENCE_MARGIN}, no if |diff| - 2 s.e. > {EQUIVALENCE_MARGIN}; each vs "
+            "Random reported",
+            _table8_arms,
+            _table8_comparisons,
+        ),
+        Claim(
+            "models",
+            "SigLIP, CLIP and LiT",
+            "Fig. 3 and Figs. 6-8: ours outperforms the baselines for SigLIP, CLIP and LiT of several "
+            "sizes (group, text and image score)",
+            "per model, group score ours minus Random, paired, mean over budgets: yes if > 2 s.e. above "
+            "0 for all three models, no if > 2 s.e. below 0 for any",
+            _models_arms,
+            _per_group_comparisons,
+        ),
+        Claim(
+            "stream",
+            "Streaming",
+            "Fig. 2 (MS-COCO buffer 1024, DataComp 2048) and Fig. 9 left/middle (C.2: DataComp, "
+            "buffers 1024 and 2048, 25% bought): ours best in both",
+            "per buffer size, group score ours minus Random and minus Coreset, paired, mean over "
+            "budgets: yes if all > 2 s.e. above 0, no if any > 2 s.e. below 0",
+            _stream_arms,
+            _per_group_comparisons,
+        ),
+    ]
+}
 CLAIMS["table3"] = dataclasses.replace(CLAIMS["table3"], arms=_fig1_arms)
 CLAIMS["table4"] = dataclasses.replace(CLAIMS["table4"], arms=_fig1_arms)
 
@@ -659,9 +842,11 @@ CLAIMS["table4"] = dataclasses.replace(CLAIMS["table4"], arms=_fig1_arms)
 
 def _plot(claim, result, path):
   import matplotlib  # pylint: disable=g-import-not-at-top
+
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   from mmal_jax import files  # pylint: disable=g-import-not-at-top
+
   if claim.name == "fig4_left":
     fig, ax = plt.subplots(figsize=(6, 5))
     xy = np.asarray(result["pca"])
@@ -669,10 +854,22 @@ def _plot(claim, result, path):
     ax.scatter(xy[:, 0], xy[:, 1], s=4, c="0.8", label="pool images")
     u = result["per_seed"][seed]["uncertainty"]
     o = result["per_seed"][seed]["ours"]
-    ax.scatter(xy[u["picks"], 0], xy[u["picks"], 1], s=18, facecolors="none", edgecolors="tab:blue",
-               label=f"uncertainty (radius {u['radius']:.2f})")
-    ax.scatter(xy[o["picks"], 0], xy[o["picks"], 1], s=40, marker="*", c="tab:red",
-               label=f"ours (radius {o['radius']:.2f})")
+    ax.scatter(
+        xy[u["picks"], 0],
+        xy[u["picks"], 1],
+        s=18,
+        facecolors="none",
+        edgecolors="tab:blue",
+        label=f"uncertainty (radius {u['radius']:.2f})",
+    )
+    ax.scatter(
+        xy[o["picks"], 0],
+        xy[o["picks"], 1],
+        s=40,
+        marker="*",
+        c="tab:red",
+        label=f"ours (radius {o['radius']:.2f})",
+    )
     ax.set_title(f"round 1 picks, PCA of pretrained image embeddings (seed {seed})")
     ax.legend(fontsize=8)
   elif claim.name == "fig4_middle":
@@ -694,7 +891,11 @@ def _plot(claim, result, path):
         if m not in a["curves"]:
           continue
         c = a["curves"][m]
-        x, mean, se = np.asarray(c["percent"]), np.asarray(c["mean"]), np.nan_to_num(np.asarray(c["se"]))
+        x, mean, se = (
+            np.asarray(c["percent"]),
+            np.asarray(c["mean"]),
+            np.nan_to_num(np.asarray(c["se"])),
+        )
         ax.plot(x, mean, marker="o", ms=3, label=label)
         ax.fill_between(x, mean - se, mean + se, alpha=0.2)
       ax.set_title(f"{m} (mean +- s.e.)")
@@ -704,7 +905,11 @@ def _plot(claim, result, path):
       ax = axes[0][-1]
       for c in verdicts:
         p = c["paired"]
-        x, mean, se = np.asarray(p["percent"]), np.asarray(p["mean"]), np.nan_to_num(np.asarray(p["se"]))
+        x, mean, se = (
+            np.asarray(p["percent"]),
+            np.asarray(p["mean"]),
+            np.nan_to_num(np.asarray(p["se"])),
+        )
         ax.plot(x, mean, marker="o", ms=3, label=f"{c['reference']} - {c['other']}")
         ax.fill_between(x, mean - 2 * se, mean + 2 * se, alpha=0.15)
       ax.axhline(0.0, c="k", lw=0.8)
@@ -738,19 +943,29 @@ def run_claim(name, args):
   begin = time.perf_counter()
   result = (claim.custom or _curve_claim)(claim, args)
   result.update(
-      claim=name, title=claim.title, paper=claim.paper, criterion=claim.criterion,
-      smoke=args.smoke, seeds=[] if name == "fig4_middle" else list(args.seeds),
+      claim=name,
+      title=claim.title,
+      paper=claim.paper,
+      criterion=claim.criterion,
+      smoke=args.smoke,
+      seeds=[] if name == "fig4_middle" else list(args.seeds),
       wall_seconds=time.perf_counter() - begin,
       command=f"python -m experiments.claims --claim={name} --seeds={','.join(map(str, args.seeds))}"
-              + (" --smoke" if args.smoke else ""))
+      + (" --smoke" if args.smoke else ""),
+  )
   os.makedirs(args.results, exist_ok=True)
   from mmal_jax import files  # pylint: disable=g-import-not-at-top
-  files.write_text(os.path.join(args.results, f"{name}.json"),
-                   json.dumps(_jsonable(result), indent=1, allow_nan=False) + "\n")
+
+  files.write_text(
+      os.path.join(args.results, f"{name}.json"),
+      json.dumps(_jsonable(result), indent=1, allow_nan=False) + "\n",
+  )
   if result["holds"] != "not run":
     _plot(claim, result, os.path.join(args.results, f"{name}.png"))
-  print(f"[{name}] holds: {result['holds']} ({result['wall_seconds']:.0f} s)  {result['summary']}",
-        flush=True)
+  print(
+      f"[{name}] holds: {result['holds']} ({result['wall_seconds']:.0f} s)  {result['summary']}",
+      flush=True,
+  )
   for e in result["errors"]:
     print(f"[{name}] {e}", flush=True)
   return result
@@ -759,13 +974,29 @@ def run_claim(name, args):
 def record_crash(name, args, error):
   """Writes RESULTS/<name>.json saying the claim crashed (the report lists it as not run)."""
   from mmal_jax import files  # pylint: disable=g-import-not-at-top
+
   claim = CLAIMS[name]
   os.makedirs(args.results, exist_ok=True)
-  files.write_text(os.path.join(args.results, f"{name}.json"), json.dumps(dict(
-      claim=name, title=claim.title, paper=claim.paper, criterion=claim.criterion, smoke=args.smoke,
-      seeds=list(args.seeds), holds="not run", summary="",
-      errors=[f"crashed: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"]),
-      indent=1) + "\n")
+  files.write_text(
+      os.path.join(args.results, f"{name}.json"),
+      json.dumps(
+          dict(
+              claim=name,
+              title=claim.title,
+              paper=claim.paper,
+              criterion=claim.criterion,
+              smoke=args.smoke,
+              seeds=list(args.seeds),
+              holds="not run",
+              summary="",
+              errors=[
+                  f"crashed: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+              ],
+          ),
+          indent=1,
+      )
+      + "\n",
+  )
 
 
 @dataclasses.dataclass
@@ -792,7 +1023,9 @@ def parse_seeds(text):
   except ValueError:
     seeds = ()
   if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
-    raise ValueError(f"--seeds={text!r} must be distinct ints >= 0 separated by commas, e.g. 0,1,2,3")
+    raise ValueError(
+        f"--seeds={text!r} must be distinct ints >= 0 separated by commas, e.g. 0,1,2,3"
+    )
   return seeds
 
 
@@ -823,9 +1056,16 @@ def plan(names, seeds, smoke=False):
           seen.add(workdir)
           runs += 1
           rounds += config.rounds + 1
-          pair_epochs += sum(k * config.per_round for k in range(1, config.rounds + 1)) * config.train.epochs
-    minutes = {k: (rounds * round_s + pair_epochs / rate) / 60 for k, (rate, round_s) in CALIBRATIONS.items()}
-    rows.append(dict(claim=name, runs=runs, rounds=rounds, pair_epochs=pair_epochs, minutes=minutes))
+          pair_epochs += (
+              sum(k * config.per_round for k in range(1, config.rounds + 1)) * config.train.epochs
+          )
+    minutes = {
+        k: (rounds * round_s + pair_epochs / rate) / 60
+        for k, (rate, round_s) in CALIBRATIONS.items()
+    }
+    rows.append(
+        dict(claim=name, runs=runs, rounds=rounds, pair_epochs=pair_epochs, minutes=minutes)
+    )
   return rows
 
 
@@ -835,11 +1075,20 @@ def define_flags():
   flags.DEFINE_string("seeds", None, "Seeds, e.g. 0,1,2,3 (default 0,1,2,3; --smoke: 0,1).")
   flags.DEFINE_bool("smoke", False, "Tiny pool, 2 rounds, 1 epoch: seconds per claim.")
   flags.DEFINE_string("workdir", Args.workdir, "Root of the runs' work directories.")
-  flags.DEFINE_string("results", Args.results, "Where <claim>.json and .png are written "
-                      "(--smoke: RESULTS/smoke unless given).")
-  flags.DEFINE_bool("plan", False, "Only print each claim's new runs and predicted time; run nothing.")
-  flags.DEFINE_bool("read_only", False, "Aggregate only the runs already finished under --workdir "
-                    "(e.g. copied from another machine); start none.")
+  flags.DEFINE_string(
+      "results",
+      Args.results,
+      "Where <claim>.json and .png are written " "(--smoke: RESULTS/smoke unless given).",
+  )
+  flags.DEFINE_bool(
+      "plan", False, "Only print each claim's new runs and predicted time; run nothing."
+  )
+  flags.DEFINE_bool(
+      "read_only",
+      False,
+      "Aggregate only the runs already finished under --workdir "
+      "(e.g. copied from another machine); start none.",
+  )
 
 
 def main(argv):
@@ -849,7 +1098,9 @@ def main(argv):
   f = flags.FLAGS
   try:
     if not f.claim:
-      raise ValueError(f"--claim is required: one of {list(CLAIMS)}, a comma-separated list, or all")
+      raise ValueError(
+          f"--claim is required: one of {list(CLAIMS)}, a comma-separated list, or all"
+      )
     names = parse_claims(f.claim)
     seeds = parse_seeds(f.seeds or ("0,1" if f.smoke else "0,1,2,3"))
   except ValueError as e:
@@ -857,16 +1108,24 @@ def main(argv):
     sys.exit(2)
   if f.plan:
     total = {k: 0.0 for k in CALIBRATIONS}
-    print("claim        new runs  rounds  training pair-epochs  minutes " + " / ".join(CALIBRATIONS))
+    print(
+        "claim        new runs  rounds  training pair-epochs  minutes " + " / ".join(CALIBRATIONS)
+    )
     for row in plan(names, seeds, f.smoke):
-      print(f"{row['claim']:<12} {row['runs']:>8}  {row['rounds']:>6}  {row['pair_epochs']:>20,}  "
-            + " / ".join(f"{m:.1f}" for m in row["minutes"].values()))
+      print(
+          f"{row['claim']:<12} {row['runs']:>8}  {row['rounds']:>6}  {row['pair_epochs']:>20,}  "
+          + " / ".join(f"{m:.1f}" for m in row["minutes"].values())
+      )
       for k, m in row["minutes"].items():
         total[k] += m
-    print(f"{'total':<12} {'':>8}  {'':>6}  {'':>20}  " + " / ".join(f"{m:.1f}" for m in total.values()))
+    print(
+        f"{'total':<12} {'':>8}  {'':>6}  {'':>20}  "
+        + " / ".join(f"{m:.1f}" for m in total.values())
+    )
     return
   logging.set_verbosity(logging.WARNING)
   from mmal_jax import files  # pylint: disable=g-import-not-at-top
+
   jax.config.update("jax_compilation_cache_dir", os.path.join(files.default_cache_dir(), "jax"))
   # Smoke results never overwrite real ones: they go to RESULTS/smoke unless --results is given.
   results = f.results if f["results"].present or not f.smoke else os.path.join(f.results, "smoke")

@@ -36,6 +36,7 @@ Writes, atomically:
   pretrained_tiny.json       the model config, the training settings, the loss of every epoch and
                              the pretrained test scores
 """
+
 import json
 import os
 import time
@@ -55,16 +56,23 @@ from mmal_jax.models import npz
 from mmal_jax.pp import preprocess
 from mmal_jax.training import train
 
-ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "mmal_jax", "assets")
+ASSETS = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "mmal_jax", "assets"
+)
 
-_OUT_DIR = flags.DEFINE_string("out_dir", ASSETS, "Where pretrained_tiny.{npz,json} and the vocab go.")
+_OUT_DIR = flags.DEFINE_string(
+    "out_dir", ASSETS, "Where pretrained_tiny.{npz,json} and the vocab go."
+)
 _NUM_PAIRS = flags.DEFINE_integer("num_pairs", 30000, "Size of the pretraining corpus (even).")
 _EPOCHS = flags.DEFINE_integer("epochs", 10, "Passes over the corpus.")
 _BATCH = flags.DEFINE_integer("batch_size", 128, "Pairs per step.")
 _LR = flags.DEFINE_float("learning_rate", 2e-3, "Peak AdamW learning rate (warmup + cosine).")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the corpus, the initialization and the shuffling.")
-_KINDS = flags.DEFINE_list("kind_weights", ["1", "1", "1", "0", "2", "2"],
-                           f"Relative shares of synthetic.PRETRAINING_KINDS {synthetic.PRETRAINING_KINDS}.")
+_KINDS = flags.DEFINE_list(
+    "kind_weights",
+    ["1", "1", "1", "0", "2", "2"],
+    f"Relative shares of synthetic.PRETRAINING_KINDS {synthetic.PRETRAINING_KINDS}.",
+)
 _WIDTH = flags.DEFINE_integer("width", 64, "Width of both towers.")
 _DEPTH = flags.DEFINE_integer("depth", 2, "Blocks of both towers.")
 _PATCH = flags.DEFINE_integer("patch", 8, "Image patch side in pixels.")
@@ -78,14 +86,33 @@ def model_config(width: int = 64, depth: int = 2, patch: int = 8) -> ml_collecti
   Captions have at most 16 words, so max_len 18 keeps the sticky EOS.
   """
   mlp = 4 * width
-  return ml_collections.ConfigDict(dict(
-      image_size=32,
-      image=dict(variant=f"tiny/{patch}", width=width, depth=depth, mlp_dim=mlp, pool_type="gap",
-                 posemb="learn"),
-      text=dict(variant="tiny", width=width, depth=depth, mlp_dim=mlp, vocab_size=64, max_len=18,
-                pool_type="last"),
-      out_dim=64, temperature_init=10.0, bias_init=-10.0,
-      tokenizer=dict(kind="word"), loss="sigmoid"))
+  return ml_collections.ConfigDict(
+      dict(
+          image_size=32,
+          image=dict(
+              variant=f"tiny/{patch}",
+              width=width,
+              depth=depth,
+              mlp_dim=mlp,
+              pool_type="gap",
+              posemb="learn",
+          ),
+          text=dict(
+              variant="tiny",
+              width=width,
+              depth=depth,
+              mlp_dim=mlp,
+              vocab_size=64,
+              max_len=18,
+              pool_type="last",
+          ),
+          out_dim=64,
+          temperature_init=10.0,
+          bias_init=-10.0,
+          tokenizer=dict(kind="word"),
+          loss="sigmoid",
+      )
+  )
 
 
 def fit_units(model, init, images, tokens, train_config, *, key, loss):
@@ -96,11 +123,17 @@ def fit_units(model, init, images, tokens, train_config, *, key, loss):
   units, batch = len(images) // 2, int(train_config.batch_size) // 2 * 2
   steps_per_epoch = units // (batch // 2)  # The last partial batch of an epoch is dropped.
   lrs = train.lr_schedule(train_config, int(train_config.epochs) * steps_per_epoch)
-  hparams = dict(model=model, loss=loss, lock_image=False,
-                 weight_decay=float(train_config.weight_decay), grad_clip=float(train_config.grad_clip))
+  hparams = dict(
+      model=model,
+      loss=loss,
+      lock_image=False,
+      weight_decay=float(train_config.weight_decay),
+      grad_clip=float(train_config.grad_clip),
+  )
   params = jax.device_put(init, may_alias=False)
-  opt_state = train.init_opt_state(params, weight_decay=hparams["weight_decay"],
-                                   grad_clip=hparams["grad_clip"], lock_image=False)
+  opt_state = train.init_opt_state(
+      params, weight_decay=hparams["weight_decay"], grad_clip=hparams["grad_clip"], lock_image=False
+  )
   rng = np.random.default_rng(np.asarray(jax.device_get(key)).ravel())
   mask = np.ones(batch, bool)
   losses = []
@@ -108,14 +141,20 @@ def fit_units(model, init, images, tokens, train_config, *, key, loss):
     perm = rng.permutation(units)
     start = time.perf_counter()
     for s in range(steps_per_epoch):
-      u = perm[s * batch // 2:(s + 1) * batch // 2]
+      u = perm[s * batch // 2 : (s + 1) * batch // 2]
       idx = np.stack([2 * u, 2 * u + 1], axis=1).ravel()
       params, opt_state, value = train.train_step(
-          params, opt_state, dict(image=images[idx], text=tokens[idx], mask=mask),
-          lrs[len(losses)], **hparams)
+          params,
+          opt_state,
+          dict(image=images[idx], text=tokens[idx], mask=mask),
+          lrs[len(losses)],
+          **hparams,
+      )
       losses.append(value)
     epoch_loss = float(np.mean(jax.device_get(losses[-steps_per_epoch:])))
-    print(f"epoch {epoch + 1}: loss {epoch_loss:.4f} ({time.perf_counter() - start:.0f}s)", flush=True)
+    print(
+        f"epoch {epoch + 1}: loss {epoch_loss:.4f} ({time.perf_counter() - start:.0f}s)", flush=True
+    )
   return params, np.asarray(jax.device_get(losses), np.float32), steps_per_epoch
 
 
@@ -129,15 +168,27 @@ def main(argv):
   # mc (saved in the JSON) says tokenizer=dict(kind="word"): the vocabulary file written next to
   # the checkpoint below, i.e. the generator's word list.
   prep = preprocess.Preprocessor.from_config(
-      {**mc.to_dict(), "tokenizer": dict(kind="word", words=synthetic.vocabulary())})
-  train_config = ml_collections.ConfigDict(dict(
-      epochs=_EPOCHS.value, batch_size=_BATCH.value, learning_rate=_LR.value, weight_decay=0.1,
-      warmup_fraction=0.05, grad_clip=1.0))
+      {**mc.to_dict(), "tokenizer": dict(kind="word", words=synthetic.vocabulary())}
+  )
+  train_config = ml_collections.ConfigDict(
+      dict(
+          epochs=_EPOCHS.value,
+          batch_size=_BATCH.value,
+          learning_rate=_LR.value,
+          weight_decay=0.1,
+          warmup_fraction=0.05,
+          grad_clip=1.0,
+      )
+  )
 
   start = time.perf_counter()
   kind_weights = tuple(float(w) for w in _KINDS.value)
-  corpus = synthetic.pretraining_corpus(seed=_SEED.value, num_pairs=_NUM_PAIRS.value,
-                                        image_size=mc.image_size, kind_weights=kind_weights)
+  corpus = synthetic.pretraining_corpus(
+      seed=_SEED.value,
+      num_pairs=_NUM_PAIRS.value,
+      image_size=mc.image_size,
+      kind_weights=kind_weights,
+  )
   test = synthetic.colorswap_like(seed=0, num_train_groups=1, image_size=mc.image_size).test
   data_seconds = time.perf_counter() - start
 
@@ -146,8 +197,14 @@ def main(argv):
   init = models.init_params(model, mc, key_init)
   start = time.perf_counter()
   params, step_losses, steps_per_epoch = fit_units(
-      model, init, prep.images(corpus.images), prep.texts(corpus.texts), train_config, key=key_fit,
-      loss=mc.loss)
+      model,
+      init,
+      prep.images(corpus.images),
+      prep.texts(corpus.texts),
+      train_config,
+      key=key_fit,
+      loss=mc.loss,
+  )
   info = dict(loss=step_losses, steps_per_epoch=steps_per_epoch)
   params = jax.device_get(params)
   train_seconds = time.perf_counter() - start
@@ -158,21 +215,29 @@ def main(argv):
   scores = {k: float(v) for k, v in scores.items()}
 
   npz.save_big_vision_npz(params, os.path.join(out_dir, "pretrained_tiny.npz"))
-  files.write_text(os.path.join(out_dir, "pretrained_tiny_vocab.txt"),
-                "\n".join(synthetic.vocabulary()) + "\n")
+  files.write_text(
+      os.path.join(out_dir, "pretrained_tiny_vocab.txt"), "\n".join(synthetic.vocabulary()) + "\n"
+  )
   per_epoch = info["loss"].reshape(-1, info["steps_per_epoch"]).mean(axis=1)
-  meta = dict(model=mc.to_dict(), train=train_config.to_dict(), num_pairs=_NUM_PAIRS.value,
-              kind_weights=dict(zip(synthetic.PRETRAINING_KINDS, kind_weights)),
-              generator_version=synthetic.GENERATOR_VERSION,
-              seed=_SEED.value, steps=len(info["loss"]),
-              epoch_loss=[round(float(x), 4) for x in per_epoch],
-              final_loss=float(np.mean(info["loss"][-info["steps_per_epoch"]:])),
-              pretrained_test_scores=scores,
-              seconds=dict(data=round(data_seconds, 1), train=round(train_seconds, 1)),
-              num_params=int(sum(np.size(x) for x in jax.tree.leaves(params))))
+  meta = dict(
+      model=mc.to_dict(),
+      train=train_config.to_dict(),
+      num_pairs=_NUM_PAIRS.value,
+      kind_weights=dict(zip(synthetic.PRETRAINING_KINDS, kind_weights)),
+      generator_version=synthetic.GENERATOR_VERSION,
+      seed=_SEED.value,
+      steps=len(info["loss"]),
+      epoch_loss=[round(float(x), 4) for x in per_epoch],
+      final_loss=float(np.mean(info["loss"][-info["steps_per_epoch"] :])),
+      pretrained_test_scores=scores,
+      seconds=dict(data=round(data_seconds, 1), train=round(train_seconds, 1)),
+      num_params=int(sum(np.size(x) for x in jax.tree.leaves(params))),
+  )
   files.write_text(os.path.join(out_dir, "pretrained_tiny.json"), json.dumps(meta, indent=2) + "\n")
-  print(f"steps {meta['steps']}  last-epoch loss {meta['final_loss']:.3f}  data {data_seconds:.0f}s"
-        f"  train {train_seconds:.0f}s  params {meta['num_params']}")
+  print(
+      f"steps {meta['steps']}  last-epoch loss {meta['final_loss']:.3f}  data {data_seconds:.0f}s"
+      f"  train {train_seconds:.0f}s  params {meta['num_params']}"
+  )
   print("pretrained test scores: " + "  ".join(f"{k} {v:.3f}" for k, v in scores.items()))
 
 

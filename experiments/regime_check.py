@@ -30,6 +30,7 @@ color-swap twin is indistinguishable), and the per-round cost (fit + evaluation)
 Prints a table and writes experiments/results/regime_check.json. The committed result came from:
   python -m experiments.regime_check --seeds=0,1,2,3
 """
+
 import collections
 import json
 import os
@@ -54,29 +55,68 @@ from mmal_jax.training import train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", os.path.join(ROOT, "configs", "siglip_colorswap.py"), "Experiment config (model, data, train).")
-_SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2", "3"], "Seeds of the random subsets and of training.")
-_FRACTIONS = flags.DEFINE_list("fractions", ["0.05", "0.3"],
-                                "Pool shares to train on; the criteria need 0.05 and 0.3.")
-_OUT = flags.DEFINE_string("out", os.path.join(ROOT, "experiments", "results", "regime_check.json"),
-                           "Where the JSON goes.")
+    "config",
+    os.path.join(ROOT, "configs", "siglip_colorswap.py"),
+    "Experiment config (model, data, train).",
+)
+_SEEDS = flags.DEFINE_list(
+    "seeds", ["0", "1", "2", "3"], "Seeds of the random subsets and of training."
+)
+_FRACTIONS = flags.DEFINE_list(
+    "fractions", ["0.05", "0.3"], "Pool shares to train on; the criteria need 0.05 and 0.3."
+)
+_OUT = flags.DEFINE_string(
+    "out", os.path.join(ROOT, "experiments", "results", "regime_check.json"), "Where the JSON goes."
+)
 
 # (name, what, paper, check(summary) -> (value, passed)).
 CRITERIA = (
-    ("C1", "pretrained pseudo-align acc >= 0.3", "~0.8 (CLIP-B32, Table 4)",
-     lambda s: (s["0.0"]["pseudo_align_acc"]["mean"], s["0.0"]["pseudo_align_acc"]["mean"] >= 0.3)),
-    ("C2", "pretrained group <= 0.15", "low",
-     lambda s: (s["0.0"]["group"]["mean"], s["0.0"]["group"]["mean"] <= 0.15)),
-    ("C3", "group after Random 5% >= 0.3", "0.67 (SigLIP-B16, Table 8)",
-     lambda s: (s["0.05"]["group"]["mean"], s["0.05"]["group"]["mean"] >= 0.3)),
-    ("C4a", "group after Random 30% >= 0.5", "0.79 (SigLIP-B16, Table 8)",
-     lambda s: (s["0.3"]["group"]["mean"], s["0.3"]["group"]["mean"] >= 0.5)),
-    ("C4b", "gain 5%->30% < gain 0->5%", "+0.12 vs large",
-     lambda s: (s["0.3"]["group"]["mean"] - s["0.05"]["group"]["mean"],
-                s["0.3"]["group"]["mean"] - s["0.05"]["group"]["mean"]
-                < s["0.05"]["group"]["mean"] - s["0.0"]["group"]["mean"])),
-    ("C5", "pseudo-align acc after Random 30% >= 0.6", "~0.8 (CLIP-B32, Table 4)",
-     lambda s: (s["0.3"]["pseudo_align_acc"]["mean"], s["0.3"]["pseudo_align_acc"]["mean"] >= 0.6)),
+    (
+        "C1",
+        "pretrained pseudo-align acc >= 0.3",
+        "~0.8 (CLIP-B32, Table 4)",
+        lambda s: (
+            s["0.0"]["pseudo_align_acc"]["mean"],
+            s["0.0"]["pseudo_align_acc"]["mean"] >= 0.3,
+        ),
+    ),
+    (
+        "C2",
+        "pretrained group <= 0.15",
+        "low",
+        lambda s: (s["0.0"]["group"]["mean"], s["0.0"]["group"]["mean"] <= 0.15),
+    ),
+    (
+        "C3",
+        "group after Random 5% >= 0.3",
+        "0.67 (SigLIP-B16, Table 8)",
+        lambda s: (s["0.05"]["group"]["mean"], s["0.05"]["group"]["mean"] >= 0.3),
+    ),
+    (
+        "C4a",
+        "group after Random 30% >= 0.5",
+        "0.79 (SigLIP-B16, Table 8)",
+        lambda s: (s["0.3"]["group"]["mean"], s["0.3"]["group"]["mean"] >= 0.5),
+    ),
+    (
+        "C4b",
+        "gain 5%->30% < gain 0->5%",
+        "+0.12 vs large",
+        lambda s: (
+            s["0.3"]["group"]["mean"] - s["0.05"]["group"]["mean"],
+            s["0.3"]["group"]["mean"] - s["0.05"]["group"]["mean"]
+            < s["0.05"]["group"]["mean"] - s["0.0"]["group"]["mean"],
+        ),
+    ),
+    (
+        "C5",
+        "pseudo-align acc after Random 30% >= 0.6",
+        "~0.8 (CLIP-B32, Table 4)",
+        lambda s: (
+            s["0.3"]["pseudo_align_acc"]["mean"],
+            s["0.3"]["pseudo_align_acc"]["mean"] >= 0.6,
+        ),
+    ),
 )
 
 
@@ -94,7 +134,11 @@ def caption_keys(caption):
     objects = [(words[1], words[4], words[2]), (words[7], words[10], words[8])]
   else:
     for i, w in enumerate(words[:-2]):
-      if w in synthetic.SIZES and words[i + 1] in synthetic.COLORS and words[i + 2] in synthetic.SHAPES:
+      if (
+          w in synthetic.SIZES
+          and words[i + 1] in synthetic.COLORS
+          and words[i + 2] in synthetic.SHAPES
+      ):
         objects.append((w, words[i + 1], words[i + 2]))
   if bg is None or len(objects) != 2:
     return None
@@ -120,8 +164,10 @@ def _evaluate(model, params, prep, test, pool_images, pool_tokens, unaligned):
   """Test scores and the pseudo-alignment of the unaligned pool rows (int[U])."""
   zimg = embeddings.embed_images(model, params, prep.images(test.images))
   ztxt = embeddings.embed_texts(model, params, prep.texts(test.texts))
-  out = {k: float(v) for k, v in
-         evaluation.colorswap_scores(evaluation.colorswap_similarity(zimg, ztxt)).items()}
+  out = {
+      k: float(v)
+      for k, v in evaluation.colorswap_scores(evaluation.colorswap_similarity(zimg, ztxt)).items()
+  }
   pimg = embeddings.embed_images(model, params, pool_images[unaligned])
   ptxt = embeddings.embed_texts(model, params, pool_tokens[unaligned])
   partner = np.arange(len(unaligned))
@@ -146,8 +192,15 @@ def main(argv):
     with open(meta_path) as f:
       architecture = json.load(f)["model"]
     # The JSON's tokenizer is a bare dict(kind="word"); the config's names the vocabulary file.
-    mc = ml_collections.ConfigDict({**mc.to_dict(), **architecture, "init": mc.init, "loss": mc.loss,
-                                    "tokenizer": mc.tokenizer.to_dict()})
+    mc = ml_collections.ConfigDict(
+        {
+            **mc.to_dict(),
+            **architecture,
+            "init": mc.init,
+            "loss": mc.loss,
+            "tokenizer": mc.tokenizer.to_dict(),
+        }
+    )
     config.model = mc
   prep = preprocess.Preprocessor.from_config(mc)
   model = models.get_model(mc)
@@ -160,57 +213,111 @@ def main(argv):
 
   ceilings = dict(pool=pseudo_align_ceilings(pool.texts))
   start = time.perf_counter()
-  rows = [dict(fraction=0.0, seed=None, num_pairs=0,
-               **_evaluate(model, pretrained, prep, test, pool_images, pool_tokens, everything))]
+  rows = [
+      dict(
+          fraction=0.0,
+          seed=None,
+          num_pairs=0,
+          **_evaluate(model, pretrained, prep, test, pool_images, pool_tokens, everything),
+      )
+  ]
   seconds = dict(eval_pretrained=round(time.perf_counter() - start, 2))
   for fraction in fractions:
     for seed in seeds:
       perm = np.random.default_rng(seed).permutation(len(pool))
-      idx, rest = perm[:int(round(fraction * len(pool)))], np.sort(perm[int(round(fraction * len(pool))):])
+      idx, rest = perm[: int(round(fraction * len(pool)))], np.sort(
+          perm[int(round(fraction * len(pool))) :]
+      )
       start = time.perf_counter()
-      params, _ = train.fit(model, pretrained, pool_images[idx], pool_tokens[idx], config.train,
-                            key=jax.random.PRNGKey(seed), loss=mc.loss, lock_image=mc.lock_image)
+      params, _ = train.fit(
+          model,
+          pretrained,
+          pool_images[idx],
+          pool_tokens[idx],
+          config.train,
+          key=jax.random.PRNGKey(seed),
+          loss=mc.loss,
+          lock_image=mc.lock_image,
+      )
       params = jax.device_get(params)
       fit_s = time.perf_counter() - start
       start = time.perf_counter()
       scores = _evaluate(model, params, prep, test, pool_images, pool_tokens, rest)
       eval_s = time.perf_counter() - start
-      rows.append(dict(fraction=fraction, seed=seed, num_pairs=len(idx), fit_seconds=round(fit_s, 2),
-                       eval_seconds=round(eval_s, 2),
-                       unaligned_ceiling=pseudo_align_ceilings([pool.texts[i] for i in rest]),
-                       **scores))
-      print(f"  {fraction:.0%} seed {seed}: group {scores['group']:.3f} pseudo-align"
-            f" {scores['pseudo_align_acc']:.3f}  fit {fit_s:.1f}s eval {eval_s:.1f}s", flush=True)
+      rows.append(
+          dict(
+              fraction=fraction,
+              seed=seed,
+              num_pairs=len(idx),
+              fit_seconds=round(fit_s, 2),
+              eval_seconds=round(eval_s, 2),
+              unaligned_ceiling=pseudo_align_ceilings([pool.texts[i] for i in rest]),
+              **scores,
+          )
+      )
+      print(
+          f"  {fraction:.0%} seed {seed}: group {scores['group']:.3f} pseudo-align"
+          f" {scores['pseudo_align_acc']:.3f}  fit {fit_s:.1f}s eval {eval_s:.1f}s",
+          flush=True,
+      )
 
   summary = {}
   keys = ("text", "image", "group", "groupmatch", "pseudo_align_acc")
-  print(f"{'pool share':>10} {'pairs':>6} " + " ".join(f"{k:>16}" for k in keys) + "   (mean +- s.e.)")
+  print(
+      f"{'pool share':>10} {'pairs':>6} " + " ".join(f"{k:>16}" for k in keys) + "   (mean +- s.e.)"
+  )
   for fraction in (0.0,) + fractions:
     sub = [r for r in rows if r["fraction"] == fraction]
-    summary[str(fraction)] = dict(num_pairs=sub[0]["num_pairs"], runs=len(sub),
-                                  **{k: _mean_se([r[k] for r in sub]) for k in keys})
+    summary[str(fraction)] = dict(
+        num_pairs=sub[0]["num_pairs"],
+        runs=len(sub),
+        **{k: _mean_se([r[k] for r in sub]) for k in keys},
+    )
     label = "pretrained" if fraction == 0 else f"{fraction:.0%}"
-    print(f"{label:>10} {sub[0]['num_pairs']:>6} " + " ".join(
-        f"{summary[str(fraction)][k]['mean']:>8.3f}+-{summary[str(fraction)][k]['se']:<6.3f}" for k in keys))
+    print(
+        f"{label:>10} {sub[0]['num_pairs']:>6} "
+        + " ".join(
+            f"{summary[str(fraction)][k]['mean']:>8.3f}+-{summary[str(fraction)][k]['se']:<6.3f}"
+            for k in keys
+        )
+    )
     if fraction:
-      seconds[f"fit_{sub[0]['num_pairs']}"] = round(float(np.median([r["fit_seconds"] for r in sub])), 2)
-      seconds[f"eval_{sub[0]['num_pairs']}"] = round(float(np.median([r["eval_seconds"] for r in sub])), 2)
+      seconds[f"fit_{sub[0]['num_pairs']}"] = round(
+          float(np.median([r["fit_seconds"] for r in sub])), 2
+      )
+      seconds[f"eval_{sub[0]['num_pairs']}"] = round(
+          float(np.median([r["eval_seconds"] for r in sub])), 2
+      )
   for fraction in fractions:
     ceilings[f"unaligned_after_{fraction:.0%}"] = {
         k: float(np.mean([r["unaligned_ceiling"][k] for r in rows if r["fraction"] == fraction]))
-        for k in ("aware", "bag")}
-  print("pseudo-align ceilings from the captions (aware / bag): " + "; ".join(
-      f"{k} {v['aware']:.3f} / {v['bag']:.3f}" for k, v in ceilings.items()))
+        for k in ("aware", "bag")
+    }
+  print(
+      "pseudo-align ceilings from the captions (aware / bag): "
+      + "; ".join(f"{k} {v['aware']:.3f} / {v['bag']:.3f}" for k, v in ceilings.items())
+  )
   print(f"seconds (median over seeds): {seconds}")
   criteria = []
   for name, what, paper, check in CRITERIA if {"0.05", "0.3"} <= set(summary) else ():
     value, passed = check(summary)
-    criteria.append(dict(name=name, criterion=what, paper=paper, measured=float(value), passed=bool(passed)))
-    print(f"{name:<4} {what:<44} measured {value:6.3f}  paper {paper:<28} {'PASS' if passed else 'FAIL'}")
+    criteria.append(
+        dict(name=name, criterion=what, paper=paper, measured=float(value), passed=bool(passed))
+    )
+    print(
+        f"{name:<4} {what:<44} measured {value:6.3f}  paper {paper:<28} {'PASS' if passed else 'FAIL'}"
+    )
 
-  result = dict(config=json.loads(config.to_json_best_effort()), seeds=seeds, rows=rows,
-                summary=summary, criteria=criteria, ceilings=ceilings, seconds=seconds,
-                device=str(jax.devices()[0].platform))
+  result = dict(
+      config=json.loads(config.to_json_best_effort()),
+      seeds=seeds,
+      rows=rows,
+      summary=summary,
+      criteria=criteria,
+      ceilings=ceilings,
+      seconds=seconds,
+      device=str(jax.devices()[0].platform),
+  )
   files.write_text(_OUT.value, json.dumps(result, indent=2) + "\n")
 
 

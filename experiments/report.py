@@ -7,6 +7,7 @@ seeds, paired differences, verdicts) | holds?. A claim without a results file, o
 failed, is listed as "not run" with the reason; a smoke run (--smoke) is listed but marked as no
 evidence. "holds?" is the verdict the claim's pre-set criterion (written under the table) gave.
 """
+
 import json
 import os
 import sys
@@ -37,7 +38,10 @@ def row(name, results_dir):
   path = os.path.join(results_dir, f"{name}.json")
   if not os.path.exists(path):
     ours = f"not run: no {name}.json (run `python -m experiments.claims --claim={name}`)"
-    return f"| {name}: {_cell(claim.title)} | {_cell(claim.paper)} | {_cell(ours)} | not run |", claim.criterion
+    return (
+        f"| {name}: {_cell(claim.title)} | {_cell(claim.paper)} | {_cell(ours)} | not run |",
+        claim.criterion,
+    )
   with open(path) as f:
     result = json.load(f)
   holds = result.get("holds", "not run")
@@ -48,27 +52,44 @@ def row(name, results_dir):
     seeds = result.get("seeds", [])
     ours = result.get("summary", "") + (
         f" (seeds {','.join(map(str, seeds))}; compute {_minutes(result.get('compute_seconds') or 0.0)})"
-        if seeds else "")
+        if seeds
+        else ""
+    )
     if errors:
       ours += "; problems: " + "; ".join(errors)
   if result.get("smoke"):
     ours = "SMOKE RUN, no evidence: " + ours
     holds = f"({holds}, smoke)"
-  return f"| {name}: {_cell(claim.title)} | {_cell(claim.paper)} | {_cell(ours)} | {holds} |", claim.criterion
+  return (
+      f"| {name}: {_cell(claim.title)} | {_cell(claim.paper)} | {_cell(ours)} | {holds} |",
+      claim.criterion,
+  )
 
 
 def reproduction_markdown(results_dir):
-  lines = ["| claim | paper | ours (mean +- s.e. over seeds; paired differences) | holds? |",
-           "|---|---|---|---|"]
+  lines = [
+      "| claim | paper | ours (mean +- s.e. over seeds; paired differences) | holds? |",
+      "|---|---|---|---|",
+  ]
   criteria = []
   for name in claims_lib.CLAIMS:
     line, criterion = row(name, results_dir)
     lines.append(line)
     criteria.append(f"- {name}: {criterion}")
-  return "\n".join(lines + ["", "Criteria for \"holds?\" (fixed before any run; s.e. = std(ddof=1)/sqrt(n) "
-                             "over seeds; \"mean over budgets\" = per seed, the mean of the paired "
-                             "difference over rounds 1..R, then mean +- s.e. over seeds):", ""]
-                   + criteria) + "\n"
+  return (
+      "\n".join(
+          lines
+          + [
+              "",
+              'Criteria for "holds?" (fixed before any run; s.e. = std(ddof=1)/sqrt(n) '
+              'over seeds; "mean over budgets" = per seed, the mean of the paired '
+              "difference over rounds 1..R, then mean +- s.e. over seeds):",
+              "",
+          ]
+          + criteria
+      )
+      + "\n"
+  )
 
 
 def main(argv):
@@ -81,6 +102,7 @@ def main(argv):
     sys.exit(2)
   out = flags.FLAGS.out or os.path.join(results, "reproduction.md")
   from mmal_jax import files  # pylint: disable=g-import-not-at-top
+
   files.write_text(out, reproduction_markdown(results))
   print(f"wrote {out}")
 

@@ -17,6 +17,7 @@ any strategy was compared:
     it at the smallest % annotated, excluding round 0, whose mean score is >= the target; the
     saving is (baseline's final % - that %) / baseline's final %, in percent of its annotation.
 """
+
 import math
 
 import numpy as np
@@ -74,8 +75,10 @@ def paired(records_a, records_b, metric):
   a, b = by_seed_round(records_a, metric), by_seed_round(records_b, metric)
   seeds = sorted(set(a) & set(b))
   rounds = sorted(set(rounds_of(records_a)) & set(rounds_of(records_b)))
-  pct = {k: float(np.mean([r["percent_annotated"] for r in records_a if r["round"] == k]))
-         for k in rounds}
+  pct = {
+      k: float(np.mean([r["percent_annotated"] for r in records_a if r["round"] == k]))
+      for k in rounds
+  }
   out = dict(round=rounds, percent=[pct[k] for k in rounds], mean=[], se=[], n=[], seeds=seeds)
   for k in rounds:
     s = mean_se([a[s_][k] - b[s_][k] for s_ in seeds if k in a[s_] and k in b[s_]])
@@ -89,14 +92,22 @@ def paired(records_a, records_b, metric):
     if d and len(d) == len(later):  # a seed counts only with every budget present
       per_seed.append(float(np.mean(d)))
   out["average"] = mean_se(per_seed)
-  out["final"] = (mean_se([a[s_][rounds[-1]] - b[s_][rounds[-1]] for s_ in seeds
-                           if rounds[-1] in a[s_] and rounds[-1] in b[s_]])
-                  if rounds else mean_se([]))
+  out["final"] = (
+      mean_se(
+          [
+              a[s_][rounds[-1]] - b[s_][rounds[-1]]
+              for s_ in seeds
+              if rounds[-1] in a[s_] and rounds[-1] in b[s_]
+          ]
+      )
+      if rounds
+      else mean_se([])
+  )
   return out
 
 
 def better_verdict(stat):
-  """"better" / "worse" / "tie" / "too few seeds" for a mean_se dict of differences A - B."""
+  """ "better" / "worse" / "tie" / "too few seeds" for a mean_se dict of differences A - B."""
   if stat["n"] < 2 or not math.isfinite(stat["se"]):
     return "too few seeds"
   if stat["mean"] - Z * stat["se"] > 0:
@@ -107,7 +118,7 @@ def better_verdict(stat):
 
 
 def equivalence_verdict(stat, margin):
-  """"equivalent" / "different" / "unclear" / "too few seeds" for differences A - B vs `margin`."""
+  """ "equivalent" / "different" / "unclear" / "too few seeds" for differences A - B vs `margin`."""
   if stat["n"] < 2 or not math.isfinite(stat["se"]):
     return "too few seeds"
   if abs(stat["mean"]) + Z * stat["se"] <= margin:
@@ -130,16 +141,20 @@ def savings(curves, baseline, metric="group"):
   target, final_pct = base["mean"][-1], base["percent"][-1]
   out = dict(target=target, baseline_percent=final_pct, reach={}, saving={})
   for label, c in curves.items():
-    reached = [p for k, p, m in zip(c["round"], c["percent"], c["mean"])
-               if k >= 1 and math.isfinite(m) and m >= target]
+    reached = [
+        p
+        for k, p, m in zip(c["round"], c["percent"], c["mean"])
+        if k >= 1 and math.isfinite(m) and m >= target
+    ]
     out["reach"][label] = min(reached) if reached else None
-    out["saving"][label] = (100.0 * (final_pct - min(reached)) / final_pct
-                            if reached and final_pct > 0 else None)
+    out["saving"][label] = (
+        100.0 * (final_pct - min(reached)) / final_pct if reached and final_pct > 0 else None
+    )
   return out
 
 
 def fmt(stat, digits=3, signed=True):
-  """"m +- se (n=k)" of a mean_se dict (m with its sign when `signed`)."""
+  """ "m +- se (n=k)" of a mean_se dict (m with its sign when `signed`)."""
   if stat["n"] == 0:
     return "n/a"
   se = "" if not math.isfinite(stat["se"]) else f" +- {stat['se']:.{digits}f}"

@@ -3,6 +3,7 @@
 Part of the package, so config files load from any working directory and notebooks can build the
 same configs: `defaults.colorswap_experiment("sigmoid")` is configs/siglip_colorswap.py's config.
 """
+
 import json
 import os
 
@@ -52,24 +53,44 @@ def colorswap_experiment(loss="sigmoid"):
   config.embed_batch_size = 256
   config.num_devices = 0  # the data-parallel mesh of training and embedding; 0: every local device
   config.stream = ml_collections.ConfigDict(dict(buffer_size=0))  # 0: pool-based
-  config.data = ml_collections.ConfigDict(dict(
-      name="synthetic_colorswap", seed=0, num_train_groups=700, num_test_groups=2000,
-      cache_dir=ml_collections.config_dict.placeholder(str)))  # None: $MMAL_JAX_CACHE or ~/.cache/mmal_jax
+  config.data = ml_collections.ConfigDict(
+      dict(
+          name="synthetic_colorswap",
+          seed=0,
+          num_train_groups=700,
+          num_test_groups=2000,
+          cache_dir=ml_collections.config_dict.placeholder(str),
+      )
+  )  # None: $MMAL_JAX_CACHE or ~/.cache/mmal_jax
   # Every reader's fields, so that each can be set on the command line (e.g. --config.data.name=
   # colorswap --config.data.path=DIR); None: the reader's own default (its signature, see
   # mmal_jax/data/__init__.py); a reader ignores the fields of the others.
   _unset = ml_collections.config_dict.placeholder
-  config.data.update(dict(
-      path=_unset(str),  # colorswap: official JSON release dir or Hugging Face parquet dir/file
-      root=_unset(str), format=_unset(str),  # coco: root dir; "json" (default) or "tfds"
-      pool_split=_unset(str), test_split=_unset(str), max_pool_items=_unset(int),
-      max_test_items=_unset(int)))
+  config.data.update(
+      dict(
+          path=_unset(str),  # colorswap: official JSON release dir or Hugging Face parquet dir/file
+          root=_unset(str),
+          format=_unset(str),  # coco: root dir; "json" (default) or "tfds"
+          pool_split=_unset(str),
+          test_split=_unset(str),
+          max_pool_items=_unset(int),
+          max_test_items=_unset(int),
+      )
+  )
   config.model = model(loss)
   # Chosen with Random subsets only (experiments/regime_check.py, proxy checkpoint Q of
   # experiments/pretrain_synthetic.py): lr 1e-3 beat 3e-3 at 5% of the pool (group 0.30 vs 0.24,
   # 2 seeds) and matched it at 30% (0.52 vs 0.50); 80 epochs did worse at 5% (0.27 at 1e-3, 0.22 at
   # 3e-3). 40 epochs keep the default run within minutes on 2 CPU cores.
-  config.train = ml_collections.ConfigDict(dict(
-      epochs=40, batch_size=70, learning_rate=1e-3, weight_decay=0.1, warmup_fraction=0.1, grad_clip=1.0))
+  config.train = ml_collections.ConfigDict(
+      dict(
+          epochs=40,
+          batch_size=70,
+          learning_rate=1e-3,
+          weight_decay=0.1,
+          warmup_fraction=0.1,
+          grad_clip=1.0,
+      )
+  )
   config.eval = ml_collections.ConfigDict(dict(margin_max_items=0))  # 0: every unaligned item
   return config

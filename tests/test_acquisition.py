@@ -1,4 +1,5 @@
 """Acquisition building blocks and strategies against the float64 reference in test_acquisition_reference."""
+
 import jax
 import numpy as np
 import pytest
@@ -16,7 +17,9 @@ TIE_RESOLUTION = 1e-5
 @pytest.mark.parametrize("n,m,block", [(37, 11, 4), (64, 0, None), (5, 130, None)])
 def test_min_distances_matches_brute_force(metric, n, m, block):
   rng = np.random.default_rng(n + m)
-  points = rng.standard_normal((n, 6)).astype(np.float32) * 2  # not unit norm: cosine must normalize
+  points = (
+      rng.standard_normal((n, 6)).astype(np.float32) * 2
+  )  # not unit norm: cosine must normalize
   centers = rng.standard_normal((m, 6)).astype(np.float32)
   got = np.asarray(acquisition.min_distances(points, centers, metric=metric, block_size=block))
   want = ref.min_distances(points, centers, metric)
@@ -32,7 +35,8 @@ def test_kcenter_matches_reference(metric, with_centers):
   centers = ref.unit_rows(rng, 7, 10) if with_centers else None
   picks, cache = acquisition.kcenter_greedy(points, 15, centers, metric=metric)
   want_picks, want_cache, gap = ref.kcenter(
-      points, 15, np.zeros((0, 10)) if centers is None else centers, metric)
+      points, 15, np.zeros((0, 10)) if centers is None else centers, metric
+  )
   assert gap > TIE_RESOLUTION, "test data has a near-tie; change the seed"
   np.testing.assert_array_equal(np.asarray(picks), want_picks)
   np.testing.assert_allclose(np.asarray(cache), want_cache, atol=2e-3)
@@ -74,17 +78,21 @@ def test_margins_of_duplicate_best_candidates_is_zero_and_single_candidate_is_in
 
 
 @pytest.mark.parametrize("metric", ["euclidean", "cosine"])
-@pytest.mark.parametrize("sizes,k_ann,b,bc", [
-    ((90, 70), 0, 6, 12),        # nothing annotated: modality 0 by the documented tie rule
-    ((90, 70), 9, 6, 6),         # B_C == B
-    ((60, 50, 40), 5, 5, 11),    # M = 3: summed margins
-])
+@pytest.mark.parametrize(
+    "sizes,k_ann,b,bc",
+    [
+        ((90, 70), 0, 6, 12),  # nothing annotated: modality 0 by the documented tie rule
+        ((90, 70), 9, 6, 6),  # B_C == B
+        ((60, 50, 40), 5, 5, 11),  # M = 3: summed margins
+    ],
+)
 def test_ours_matches_reference(metric, sizes, k_ann, b, bc):
   rng = np.random.default_rng(sum(sizes) + k_ann)
   pools = [ref.unit_rows(rng, n, 12) for n in sizes]
   annotated = [ref.unit_rows(rng, k_ann + m, 12)[:k_ann] for m in range(len(sizes))]
-  sel = acquisition.select("ours", pools, annotated, batch_size=b, coreset_size=bc,
-                           key=jax.random.key(0), metric=metric)
+  sel = acquisition.select(
+      "ours", pools, annotated, batch_size=b, coreset_size=bc, key=jax.random.key(0), metric=metric
+  )
   m, picks, gap = ref.ours(pools, annotated, b, bc, metric)
   assert gap > TIE_RESOLUTION, "test data has a near-tie; change the seed"
   np.testing.assert_array_equal(sel.modality, np.full(b, m))
@@ -99,8 +107,9 @@ def test_coreset_is_kcenter_of_the_chosen_modality():
   annotated = [ref.unit_rows(rng, 4, 6), ref.unit_rows(rng, 4, 6)]
   modalities = set()
   for seed in range(6):
-    sel = acquisition.select("coreset", pools, annotated, batch_size=5, coreset_size=5,
-                             key=jax.random.key(seed))
+    sel = acquisition.select(
+        "coreset", pools, annotated, batch_size=5, coreset_size=5, key=jax.random.key(seed)
+    )
     m = int(sel.modality[0])
     modalities.add(m)
     want, _, gap = ref.kcenter(pools[m], 5, annotated[m], "euclidean")
@@ -112,8 +121,14 @@ def test_coreset_is_kcenter_of_the_chosen_modality():
 def test_uncertainty_matches_reference_both_directions():
   rng = np.random.default_rng(5)
   pools = [ref.unit_rows(rng, 70, 6), ref.unit_rows(rng, 50, 6)]
-  sel = acquisition.select("uncertainty", pools, [p[:0] for p in pools], batch_size=9,
-                           coreset_size=9, key=jax.random.key(0))
+  sel = acquisition.select(
+      "uncertainty",
+      pools,
+      [p[:0] for p in pools],
+      batch_size=9,
+      coreset_size=9,
+      key=jax.random.key(0),
+  )
   want, gap = ref.uncertainty(pools, 9)
   assert gap > TIE_RESOLUTION
   assert set(zip(sel.modality.tolist(), sel.index.tolist())) == want
@@ -124,8 +139,9 @@ def test_random_is_decided_by_the_key():
   rng = np.random.default_rng(6)
   pools = [ref.unit_rows(rng, 40, 4), ref.unit_rows(rng, 30, 4)]
   annotated = [p[:0] for p in pools]
-  run = lambda seed: acquisition.select("random", pools, annotated, batch_size=30, coreset_size=30,
-                                        key=jax.random.key(seed))
+  run = lambda seed: acquisition.select(
+      "random", pools, annotated, batch_size=30, coreset_size=30, key=jax.random.key(seed)
+  )
   a, b, c = run(0), run(0), run(1)
   np.testing.assert_array_equal(a.index, b.index)
   assert not np.array_equal(a.index, c.index)
@@ -146,12 +162,12 @@ def test_badge_gradient_distances_match_explicit_gradient_embeddings():
   a = p - np.eye(6)[p.argmax(1)]
   g = (a[:, :, None] * x.astype(np.float64)[:, None, :]).reshape(12, -1)
   g_sq = badge_lib.gradient_sq_norms(x, vals)
-  np.testing.assert_allclose(np.asarray(g_sq), (g ** 2).sum(1), atol=1e-5)
+  np.testing.assert_allclose(np.asarray(g_sq), (g**2).sum(1), atol=1e-5)
   for j in (0, 5):
     got = badge_lib.gradient_sq_distances(x, ids, vals, g_sq, j)
     np.testing.assert_allclose(np.asarray(got), ((g - g[j]) ** 2).sum(1), atol=1e-5)
   picks = np.asarray(badge_lib.kmeanspp(x, ids, vals, jax.random.key(0), num_select=12))
-  assert picks[0] == np.argmax((g ** 2).sum(1))  # BADGE starts at the largest gradient
+  assert picks[0] == np.argmax((g**2).sum(1))  # BADGE starts at the largest gradient
   assert sorted(picks.tolist()) == list(range(12))  # D^2 sampling never repeats a pick
 
 
@@ -159,8 +175,9 @@ def test_badge_select_is_decided_by_the_key():
   rng = np.random.default_rng(8)
   pools = [ref.unit_rows(rng, 50, 6), ref.unit_rows(rng, 40, 6), ref.unit_rows(rng, 30, 6)]
   annotated = [p[:0] for p in pools]
-  run = lambda seed: acquisition.select("badge", pools, annotated, batch_size=8, coreset_size=8,
-                                        key=jax.random.key(seed))
+  run = lambda seed: acquisition.select(
+      "badge", pools, annotated, batch_size=8, coreset_size=8, key=jax.random.key(seed)
+  )
   a, b = run(3), run(3)
   np.testing.assert_array_equal(a.index, b.index)
   np.testing.assert_array_equal(a.modality, b.modality)

@@ -1,5 +1,6 @@
 """The query-modality rule of `select` (Table 2, Fig. 4 right) and `picks_for_budget`, against the
 float64 brute force of test_acquisition_reference."""
+
 import importlib
 
 import jax
@@ -25,12 +26,22 @@ def _data(seed=20, sizes=(70, 60), k_ann=(3, 12), d=8):
 
 @pytest.mark.parametrize("metric", ["euclidean", "cosine"])
 @pytest.mark.parametrize("m", [0, 1])
-def test_ours_with_a_fixed_modality_is_kcenter_from_its_annotated_set_then_lowest_margins(metric, m):
+def test_ours_with_a_fixed_modality_is_kcenter_from_its_annotated_set_then_lowest_margins(
+    metric, m
+):
   pools, annotated = _data()
   auto, _, _ = ref.ours(pools, annotated, 5, 10, metric)
   assert auto == 0  # so m = 1 overrides the coverage gap
-  sel = acquisition.select("ours", pools, annotated, batch_size=5, coreset_size=10,
-                           key=jax.random.key(0), metric=metric, modality=m)
+  sel = acquisition.select(
+      "ours",
+      pools,
+      annotated,
+      batch_size=5,
+      coreset_size=10,
+      key=jax.random.key(0),
+      metric=metric,
+      modality=m,
+  )
   want, gap = ref.ours_in(pools, annotated, m, 5, 10, metric)
   assert gap > TIE_RESOLUTION, "test data has a near-tie; change the seed"
   np.testing.assert_array_equal(sel.modality, np.full(5, m))
@@ -42,13 +53,17 @@ def test_ours_with_a_random_modality_uses_the_baselines_draw_then_steps_2_and_3(
   drawn = set()
   for seed in range(6):
     key = jax.random.key(seed)
-    sel = acquisition.select("ours", pools, annotated, batch_size=5, coreset_size=10, key=key,
-                             modality="random")
+    sel = acquisition.select(
+        "ours", pools, annotated, batch_size=5, coreset_size=10, key=key, modality="random"
+    )
     m = int(sel.modality[0])
     drawn.add(m)
     # The same draw as the baselines that pick a uniformly random modality from the same key.
-    assert m == int(acquisition.select("coreset", pools, annotated, batch_size=5, coreset_size=10,
-                                       key=key).modality[0])
+    assert m == int(
+        acquisition.select(
+            "coreset", pools, annotated, batch_size=5, coreset_size=10, key=key
+        ).modality[0]
+    )
     want, gap = ref.ours_in(pools, annotated, m, 5, 10, "euclidean")
     assert gap > TIE_RESOLUTION
     assert (sel.modality == m).all() and set(sel.index.tolist()) == want
@@ -59,8 +74,9 @@ def test_ours_with_a_random_modality_uses_the_baselines_draw_then_steps_2_and_3(
 def test_uncertainty_restricted_to_one_modality_matches_reference(m):
   pools, _ = _data(seed=21)
   empty = [p[:0] for p in pools]
-  sel = acquisition.select("uncertainty", pools, empty, batch_size=7, coreset_size=7,
-                           key=jax.random.key(0), modality=m)
+  sel = acquisition.select(
+      "uncertainty", pools, empty, batch_size=7, coreset_size=7, key=jax.random.key(0), modality=m
+  )
   want, gap = ref.uncertainty_in(pools, m, 7)
   assert gap > TIE_RESOLUTION
   assert (sel.modality == m).all() and set(sel.index.tolist()) == want
@@ -69,10 +85,14 @@ def test_uncertainty_restricted_to_one_modality_matches_reference(m):
   # "random" restricts it to the drawn modality.
   for seed in range(4):
     key = jax.random.key(seed)
-    sel = acquisition.select("uncertainty", pools, empty, batch_size=7, coreset_size=7, key=key,
-                             modality="random")
-    drawn = int(acquisition.select("random", pools, empty, batch_size=7, coreset_size=7,
-                                   key=key).modality[0])
+    sel = acquisition.select(
+        "uncertainty", pools, empty, batch_size=7, coreset_size=7, key=key, modality="random"
+    )
+    drawn = int(
+        acquisition.select("random", pools, empty, batch_size=7, coreset_size=7, key=key).modality[
+            0
+        ]
+    )
     assert (sel.modality == drawn).all()
     assert set(sel.index.tolist()) == ref.uncertainty_in(pools, drawn, 7)[0]
 
@@ -82,15 +102,17 @@ def test_baselines_with_a_fixed_modality_draw_from_it(m):
   pools, annotated = _data(seed=22)
   for seed in range(3):
     key = jax.random.key(seed)
-    coreset = acquisition.select("coreset", pools, annotated, batch_size=6, coreset_size=6, key=key,
-                                 modality=m)
+    coreset = acquisition.select(
+        "coreset", pools, annotated, batch_size=6, coreset_size=6, key=key, modality=m
+    )
     want, _, gap = ref.kcenter(pools[m], 6, annotated[m], "euclidean")
     assert gap > TIE_RESOLUTION
     assert (coreset.modality == m).all()
     np.testing.assert_array_equal(coreset.index, want)
     for strategy in ("random", "badge"):
-      sel = acquisition.select(strategy, pools, annotated, batch_size=6, coreset_size=6, key=key,
-                               modality=m)
+      sel = acquisition.select(
+          strategy, pools, annotated, batch_size=6, coreset_size=6, key=key, modality=m
+      )
       assert (sel.modality == m).all(), strategy
       assert len(set(sel.index.tolist())) == 6 and sel.index.max() < len(pools[m]), strategy
 
@@ -109,27 +131,46 @@ def test_random_modality_is_the_baselines_own_rule(strategy):
 def test_select_from_state_takes_the_modality_rule():
   pools, annotated = _data(seed=24)
   state = acquisition.init_state(pools, annotated)
-  sel = acquisition.select_from_state("ours", state, batch_size=4, coreset_size=9,
-                                      key=jax.random.key(0), modality=1)
+  sel = acquisition.select_from_state(
+      "ours", state, batch_size=4, coreset_size=9, key=jax.random.key(0), modality=1
+  )
   assert (sel.modality == 1).all()
   assert set(sel.index.tolist()) == ref.ours_in(pools, annotated, 1, 4, 9, "euclidean")[0]
   with pytest.raises(ValueError, match=r"modality=2 is unknown"):
-    acquisition.select_from_state("ours", state, batch_size=4, coreset_size=9,
-                                  key=jax.random.key(0), modality=2)
+    acquisition.select_from_state(
+        "ours", state, batch_size=4, coreset_size=9, key=jax.random.key(0), modality=2
+    )
 
 
-@pytest.mark.parametrize("modality,strategy,kw,match", [
-    (2, "ours", {}, r"modality=2 is unknown; use None .*'random' or a modality index in \[0, 2\)"),
-    ("text", "random", {}, r"modality='text' is unknown"),
-    (True, "coreset", {}, r"modality=True is unknown"),
-    (1.0, "badge", {}, r"modality=1.0 is unknown"),
-    (-1, "uncertainty", {}, r"modality=-1 is unknown"),
-    # Only the forced modality's pool must hold the coreset (pools of 20 and 15 items).
-    (1, "ours", {"coreset_size": 16}, r"coreset_size=16 > pool size 15 of pools\[1\] \(modality 1\)"),
-    ("random", "ours", {"coreset_size": 16}, r"coreset_size=16 > pool size 15 of pools\[1\]"),
-    (1, "uncertainty", {"batch_size": 16, "coreset_size": 16},
-     r"batch_size=16 > pool size 15 of pools\[1\] \(modality 1\)"),
-])
+@pytest.mark.parametrize(
+    "modality,strategy,kw,match",
+    [
+        (
+            2,
+            "ours",
+            {},
+            r"modality=2 is unknown; use None .*'random' or a modality index in \[0, 2\)",
+        ),
+        ("text", "random", {}, r"modality='text' is unknown"),
+        (True, "coreset", {}, r"modality=True is unknown"),
+        (1.0, "badge", {}, r"modality=1.0 is unknown"),
+        (-1, "uncertainty", {}, r"modality=-1 is unknown"),
+        # Only the forced modality's pool must hold the coreset (pools of 20 and 15 items).
+        (
+            1,
+            "ours",
+            {"coreset_size": 16},
+            r"coreset_size=16 > pool size 15 of pools\[1\] \(modality 1\)",
+        ),
+        ("random", "ours", {"coreset_size": 16}, r"coreset_size=16 > pool size 15 of pools\[1\]"),
+        (
+            1,
+            "uncertainty",
+            {"batch_size": 16, "coreset_size": 16},
+            r"batch_size=16 > pool size 15 of pools\[1\] \(modality 1\)",
+        ),
+    ],
+)
 def test_bad_modality_rules_raise_before_device_work(modality, strategy, kw, match):
   rng = np.random.default_rng(25)
   pools = [ref.unit_rows(rng, 20, 4), ref.unit_rows(rng, 15, 4)]
@@ -141,8 +182,15 @@ def test_bad_modality_rules_raise_before_device_work(modality, strategy, kw, mat
 def test_a_fixed_modality_only_needs_its_own_pool_large_enough():
   rng = np.random.default_rng(25)
   pools = [ref.unit_rows(rng, 20, 4), ref.unit_rows(rng, 15, 4)]
-  sel = acquisition.select("ours", pools, [p[:0] for p in pools], batch_size=4, coreset_size=16,
-                           key=jax.random.key(0), modality=0)
+  sel = acquisition.select(
+      "ours",
+      pools,
+      [p[:0] for p in pools],
+      batch_size=4,
+      coreset_size=16,
+      key=jax.random.key(0),
+      modality=0,
+  )
   assert (sel.modality == 0).all() and len(set(sel.index.tolist())) == 4
 
 
@@ -155,6 +203,7 @@ def test_select_runs_each_check_once(monkeypatch):
     def counted(*args, _original=original, _name=name, **kwargs):
       calls[_name] += 1
       return _original(*args, **kwargs)
+
     monkeypatch.setattr(checks, name, counted)
   pools, annotated = _data(seed=26)
   acquisition.select("ours", pools, annotated, batch_size=4, coreset_size=8, key=jax.random.key(0))
@@ -168,20 +217,30 @@ def _old_loop_rule(strategy, budget, sizes):
 
 def test_picks_for_budget_keeps_the_old_rule_and_is_the_budget_for_one_modality():
   for strategy in acquisition.STRATEGIES:
-    for budget, sizes in ((70, (1400, 1400)), (70, (90, 40)), (5, (3, 4)), (1, (0, 7)), (10, (5, 5, 5))):
-      assert acquisition.picks_for_budget(strategy, budget, sizes) == \
-          _old_loop_rule(strategy, budget, sizes)
+    for budget, sizes in (
+        (70, (1400, 1400)),
+        (70, (90, 40)),
+        (5, (3, 4)),
+        (1, (0, 7)),
+        (10, (5, 5, 5)),
+    ):
+      assert acquisition.picks_for_budget(strategy, budget, sizes) == _old_loop_rule(
+          strategy, budget, sizes
+      )
       for modality in ("random", 0, 1):
         assert acquisition.picks_for_budget(strategy, budget, sizes, modality=modality) == budget
 
 
-@pytest.mark.parametrize("args,match", [
-    (("bald", 5, (10, 10)), r"strategy='bald' is unknown"),
-    (("ours", 0, (10, 10)), r"budget must be an int >= 1"),
-    (("ours", 5, (10,)), r"sizes=\(10,\) must list"),
-    (("ours", 5, (10, -1)), r"sizes\[1\] \(modality 1\) must be an int >= 0"),
-    (("uncertainty", 5, (10, 10), 2), r"modality=2 is unknown"),
-])
+@pytest.mark.parametrize(
+    "args,match",
+    [
+        (("bald", 5, (10, 10)), r"strategy='bald' is unknown"),
+        (("ours", 0, (10, 10)), r"budget must be an int >= 1"),
+        (("ours", 5, (10,)), r"sizes=\(10,\) must list"),
+        (("ours", 5, (10, -1)), r"sizes\[1\] \(modality 1\) must be an int >= 0"),
+        (("uncertainty", 5, (10, 10), 2), r"modality=2 is unknown"),
+    ],
+)
 def test_picks_for_budget_rejects_bad_input(args, match):
   with pytest.raises(ValueError, match=match):
     acquisition.picks_for_budget(*args)
@@ -210,12 +269,25 @@ def test_picks_for_budget_spends_the_budget_when_every_pick_reveals_the_next(mod
   x = ref.unit_rows(rng, 40, 6)
   pools, partner, budget = [x, x.copy()], [np.arange(40), np.arange(40)], 8
   batch = acquisition.picks_for_budget("uncertainty", budget, (40, 40), modality=modality)
-  sel = acquisition.select("uncertainty", pools, [p[:0] for p in pools], batch_size=batch,
-                           coreset_size=batch, key=jax.random.key(0), modality=modality)
+  sel = acquisition.select(
+      "uncertainty",
+      pools,
+      [p[:0] for p in pools],
+      batch_size=batch,
+      coreset_size=batch,
+      key=jax.random.key(0),
+      modality=modality,
+  )
   assert _buy(sel, partner, budget) == budget
   if modality is None:  # asking for only `budget` picks would spend half of it here
-    short = acquisition.select("uncertainty", pools, [p[:0] for p in pools], batch_size=budget,
-                               coreset_size=budget, key=jax.random.key(0))
+    short = acquisition.select(
+        "uncertainty",
+        pools,
+        [p[:0] for p in pools],
+        batch_size=budget,
+        coreset_size=budget,
+        key=jax.random.key(0),
+    )
     assert _buy(short, partner, budget) == budget // 2
 
 
@@ -225,6 +297,7 @@ def tiny_pool(tmp_path_factory):
   independently of the loop with the pretrained model: per modality f32[N, D], learner's order."""
   from mmal_jax import defaults, embeddings, experiment  # pylint: disable=g-import-not-at-top
   from mmal_jax.annotation import unaligned as unaligned_lib  # pylint: disable=g-import-not-at-top
+
   patch = pytest.MonkeyPatch()
   patch.setenv("MMAL_JAX_CACHE", str(tmp_path_factory.mktemp("cache")))
   config = defaults.colorswap_experiment("sigmoid")
@@ -233,20 +306,29 @@ def tiny_pool(tmp_path_factory):
   exp = experiment.setup(config)
   u = unaligned_lib.make_unaligned(len(exp.pool), seed=0)
   images = exp.prep.images(exp.pool.images[u.rows[0][u.order[0]]])
-  pools = [embeddings.embed_images(exp.model, exp.pretrained, images, batch_size=32, mesh=exp.mesh),
-           embeddings.embed_texts(exp.model, exp.pretrained, exp.pool_tokens[u.rows[1][u.order[1]]],
-                                  batch_size=32, mesh=exp.mesh)]
+  pools = [
+      embeddings.embed_images(exp.model, exp.pretrained, images, batch_size=32, mesh=exp.mesh),
+      embeddings.embed_texts(
+          exp.model,
+          exp.pretrained,
+          exp.pool_tokens[u.rows[1][u.order[1]]],
+          batch_size=32,
+          mesh=exp.mesh,
+      ),
+  ]
   yield config, u, pools
   patch.undo()
 
 
 @pytest.mark.parametrize("strategy", ["ours", "uncertainty", "coreset"])
 @pytest.mark.parametrize("rule,m", [("text", 1), ("image", 0)])
-def test_config_query_modality_makes_the_loop_select_from_that_modality_only(tiny_pool, strategy,
-                                                                           rule, m):
+def test_config_query_modality_makes_the_loop_select_from_that_modality_only(
+    tiny_pool, strategy, rule, m
+):
   # Round 1 of the loop (loop.propose on the pretrained model, nothing annotated) under
   # config.query_modality = rule, against the float64 reference on independently embedded pools.
   from mmal_jax import experiment, loop  # pylint: disable=g-import-not-at-top
+
   config, u, pools = tiny_pool
   config = config.copy_and_resolve_references()
   config.update(strategies=(strategy,), query_modality=rule)

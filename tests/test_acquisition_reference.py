@@ -4,6 +4,7 @@ Written from ALGORITHMS.md, not from mmal_jax.acquisition: full distance matrice
 The `*_gap` helpers measure how far the data is from a tie at each decision, so tests can assert
 that their data is tie-free (float32 may order near-ties differently from float64, by design).
 """
+
 import numpy as np
 
 
@@ -101,8 +102,9 @@ def test_reference_kcenter_on_a_line():
 
 
 def test_reference_margins_and_ours_by_hand():
-  np.testing.assert_allclose(margins(np.array([[1.0, 0.0]]), np.array([[0.9, 0], [0.5, 0], [0.7, 0]])),
-                             [0.2])
+  np.testing.assert_allclose(
+      margins(np.array([[1.0, 0.0]]), np.array([[0.9, 0], [0.5, 0], [0.7, 0]])), [0.2]
+  )
   pools = [np.array([[0.0, 1.0], [1.0, 0.0]]), np.array([[0.0, 1.0], [0.6, 0.8], [1.0, 0.0]])]
   annotated = [np.array([[0.0, 1.0]]), np.array([[0.0, 1.0]])]
   # Gaps: modality 0 -> sqrt(2) (item 1), modality 1 -> sqrt(2) (item 2); tie -> modality 0.

@@ -1,4 +1,5 @@
 """Incremental state vs recomputation, sharded vs single-device pools, compiles, input validation."""
+
 import importlib
 
 import jax
@@ -26,15 +27,26 @@ def test_incremental_rounds_equal_recomputed_rounds(metric):
   for round_ in range(3):
     current = [pools[m][ids[m]] for m in range(2)]
     annotated = [pools[m][np.array(bought[m], int)].reshape(-1, d) for m in range(2)]
-    fresh = acquisition.select("ours", current, annotated, batch_size=b, coreset_size=bc,
-                               key=jax.random.key(round_), metric=metric)
-    sel = acquisition.select_from_state("ours", state, batch_size=b, coreset_size=bc,
-                                        key=jax.random.key(round_))
+    fresh = acquisition.select(
+        "ours",
+        current,
+        annotated,
+        batch_size=b,
+        coreset_size=bc,
+        key=jax.random.key(round_),
+        metric=metric,
+    )
+    sel = acquisition.select_from_state(
+        "ours", state, batch_size=b, coreset_size=bc, key=jax.random.key(round_)
+    )
     np.testing.assert_array_equal(sel.modality, fresh.modality)
     np.testing.assert_array_equal(sel.index, fresh.index)
     for m in range(2):  # the carried cache is the brute-force distance to the annotated set
-      np.testing.assert_allclose(np.asarray(state.min_distances()[m]),
-                                 ref.min_distances(current[m], annotated[m], metric), atol=2e-3)
+      np.testing.assert_allclose(
+          np.asarray(state.min_distances()[m]),
+          ref.min_distances(current[m], annotated[m], metric),
+          atol=2e-3,
+      )
     m = int(sel.modality[0])
     picked = ids[m][sel.index]
     partners = partner[picked] if m == 0 else np.argsort(partner)[picked]
@@ -66,8 +78,9 @@ def test_sharded_pools_select_the_same_as_one_device():
     np.testing.assert_array_equal(many.modality, one.modality, err_msg=strategy)
     np.testing.assert_array_equal(many.index, one.index, err_msg=strategy)
   got = acquisition.min_distances(sharded[0], annotated[0])
-  np.testing.assert_allclose(np.asarray(got), ref.min_distances(pools[0], annotated[0], "euclidean"),
-                             atol=2e-3)
+  np.testing.assert_allclose(
+      np.asarray(got), ref.min_distances(pools[0], annotated[0], "euclidean"), atol=2e-3
+  )
 
 
 def _inputs():
@@ -81,28 +94,45 @@ def _with(arrays, m, value):
   return arrays
 
 
-@pytest.mark.parametrize("change,match", [
-    (lambda p, a, kw: (_with(p, 1, np.where(np.eye(15, 4) > 0, np.nan, p[1])), a, kw),
-     r"pools\[1\] \(modality 1\) contains NaN or inf \(first at row 0\)"),
-    (lambda p, a, kw: (p, _with(a, 0, np.full((2, 4), np.inf, np.float32)), kw),
-     r"annotated\[0\] \(modality 0\) contains NaN or inf"),
-    (lambda p, a, kw: (_with(p, 1, p[1][:, :3]), a, kw),
-     r"pools\[1\] \(modality 1\) has dimension 3 but pools\[0\]"),
-    (lambda p, a, kw: (p, _with(a, 1, np.zeros((2, 5), np.float32)), kw),
-     r"annotated\[1\] \(modality 1\) has dimension 5"),
-    (lambda p, a, kw: (p, a, {**kw, "batch_size": 9}), r"batch_size=9 > coreset_size=8"),
-    (lambda p, a, kw: (p, a, {**kw, "coreset_size": 16}),
-     r"coreset_size=16 > pool size 15 of pools\[1\] \(modality 1\)"),
-    (lambda p, a, kw: (p, a, {**kw, "strategy": "bald"}), r"strategy='bald' is unknown"),
-    (lambda p, a, kw: (p, a, {**kw, "metric": "manhattan"}), r"metric='manhattan' is unknown"),
-    (lambda p, a, kw: (p[:1], a[:1], kw), r"pools has 1 modalities; .* at least 2"),
-    (lambda p, a, kw: (p, a[:1], kw), r"annotated has 1 modalities but pools has 2"),
-    (lambda p, a, kw: (_with(p, 0, p[0][0]), a, kw), r"pools\[0\] \(modality 0\) has shape \(4,\)"),
-])
+@pytest.mark.parametrize(
+    "change,match",
+    [
+        (
+            lambda p, a, kw: (_with(p, 1, np.where(np.eye(15, 4) > 0, np.nan, p[1])), a, kw),
+            r"pools\[1\] \(modality 1\) contains NaN or inf \(first at row 0\)",
+        ),
+        (
+            lambda p, a, kw: (p, _with(a, 0, np.full((2, 4), np.inf, np.float32)), kw),
+            r"annotated\[0\] \(modality 0\) contains NaN or inf",
+        ),
+        (
+            lambda p, a, kw: (_with(p, 1, p[1][:, :3]), a, kw),
+            r"pools\[1\] \(modality 1\) has dimension 3 but pools\[0\]",
+        ),
+        (
+            lambda p, a, kw: (p, _with(a, 1, np.zeros((2, 5), np.float32)), kw),
+            r"annotated\[1\] \(modality 1\) has dimension 5",
+        ),
+        (lambda p, a, kw: (p, a, {**kw, "batch_size": 9}), r"batch_size=9 > coreset_size=8"),
+        (
+            lambda p, a, kw: (p, a, {**kw, "coreset_size": 16}),
+            r"coreset_size=16 > pool size 15 of pools\[1\] \(modality 1\)",
+        ),
+        (lambda p, a, kw: (p, a, {**kw, "strategy": "bald"}), r"strategy='bald' is unknown"),
+        (lambda p, a, kw: (p, a, {**kw, "metric": "manhattan"}), r"metric='manhattan' is unknown"),
+        (lambda p, a, kw: (p[:1], a[:1], kw), r"pools has 1 modalities; .* at least 2"),
+        (lambda p, a, kw: (p, a[:1], kw), r"annotated has 1 modalities but pools has 2"),
+        (
+            lambda p, a, kw: (_with(p, 0, p[0][0]), a, kw),
+            r"pools\[0\] \(modality 0\) has shape \(4,\)",
+        ),
+    ],
+)
 def test_bad_input_raises_a_clear_value_error(change, match):
   pools, annotated = _inputs()
-  kwargs = dict(strategy="ours", batch_size=4, coreset_size=8, key=jax.random.key(0),
-                metric="euclidean")
+  kwargs = dict(
+      strategy="ours", batch_size=4, coreset_size=8, key=jax.random.key(0), metric="euclidean"
+  )
   pools, annotated, kwargs = change(pools, annotated, kwargs)
   strategy = kwargs.pop("strategy")
   with pytest.raises(ValueError, match=match):
@@ -128,8 +158,14 @@ def test_bad_input_to_building_blocks_and_state():
 def test_shrinking_pool_reuses_compiled_programs(strategy):
   # The package re-exports the function `select`, which hides the module of the same name.
   select_lib = importlib.import_module("mmal_jax.acquisition.select")
-  cores = [select_lib._ours, select_lib._uncertainty, select_lib._random_subset,
-           kcenter.kcenter_sq, badge.kmeanspp, distances.min_sq_distances]
+  cores = [
+      select_lib._ours,
+      select_lib._uncertainty,
+      select_lib._random_subset,
+      kcenter.kcenter_sq,
+      badge.kmeanspp,
+      distances.min_sq_distances,
+  ]
   rng = np.random.default_rng(11)
   sizes = []
   # Rounds 2-4 of a run: the pools shrink and an annotated set grows by 10 items a round. The
@@ -138,8 +174,9 @@ def test_shrinking_pool_reuses_compiled_programs(strategy):
   for round_, n in enumerate((290, 280, 270)):
     pools = [ref.unit_rows(rng, n, 8), ref.unit_rows(rng, n + 3, 8)]
     annotated = [ref.unit_rows(rng, 20 + 10 * round_, 8), np.zeros((0, 8), np.float32)]
-    sel = acquisition.select(strategy, pools, annotated, batch_size=10, coreset_size=20,
-                             key=jax.random.key(round_))
+    sel = acquisition.select(
+        strategy, pools, annotated, batch_size=10, coreset_size=20, key=jax.random.key(round_)
+    )
     assert all(0 <= i < len(pools[m]) for m, i in zip(sel.modality, sel.index))
     sizes.append([f._cache_size() for f in cores])  # pylint: disable=protected-access
   assert sizes[2] == sizes[1] == sizes[0]
@@ -163,8 +200,9 @@ def test_padding_does_not_change_the_selection(strategy, monkeypatch):
   picks = []
   for bucket in (padding.bucket, lambda n: n, lambda n: n + 300 if n else 0):
     monkeypatch.setattr(padding, "bucket", bucket)
-    sel = acquisition.select(strategy, pools, annotated, batch_size=6, coreset_size=12,
-                             key=jax.random.key(4))
+    sel = acquisition.select(
+        strategy, pools, annotated, batch_size=6, coreset_size=12, key=jax.random.key(4)
+    )
     picks.append((sel.modality.tolist(), sel.index.tolist()))
   assert picks[1] == picks[0] == picks[2]
   assert len(set(zip(*picks[0]))) == 6

@@ -1,5 +1,7 @@
 """experiments/claims.py in smoke mode (fig1, table2, table3 on a 40-pair pool) and its statistics,
-checked against a NumPy computation from the metrics.jsonl files the runs wrote; the report table."""
+checked against a NumPy computation from the metrics.jsonl files the runs wrote; the report table.
+"""
+
 import json
 import math
 import os
@@ -30,8 +32,10 @@ def _nan(x):
 def _table(workdirs, metric):
   """f64[seeds, rounds] of one metric and f64[rounds] percent annotated (seed 0's)."""
   rows = [sorted(_records(w), key=lambda r: r["round"]) for w in workdirs]
-  return (np.array([[_nan(r[metric]) for r in rs] for rs in rows]),
-          np.array([r["percent_annotated"] for r in rows[0]]))
+  return (
+      np.array([[_nan(r[metric]) for r in rs] for rs in rows]),
+      np.array([r["percent_annotated"] for r in rows[0]]),
+  )
 
 
 def _se(x, axis=0):
@@ -44,7 +48,9 @@ def smoke(tmp_path_factory):
   patch = pytest.MonkeyPatch()
   patch.setenv("MMAL_JAX_CACHE", str(root / "cache"))
   patch.setattr(logs, "plot_curves", lambda records, path: None)  # the loop's own figure: 2 s a run
-  args = claims.Args(seeds=SEEDS, smoke=True, workdir=str(root / "runs"), results=str(root / "results"))
+  args = claims.Args(
+      seeds=SEEDS, smoke=True, workdir=str(root / "runs"), results=str(root / "results")
+  )
   try:
     out = {name: claims.run_claim(name, args) for name in ("fig1", "table2", "table3")}
     yield root, args, out
@@ -86,8 +92,9 @@ def test_fig1_statistics_match_a_numpy_computation_from_metrics_jsonl(smoke):
     assert (avg["se"] is None and se == 0) or avg["se"] == pytest.approx(se, abs=1e-12)
     lo, hi = per_seed.mean() - 2 * se, per_seed.mean() + 2 * se
     assert c["outcome"] == ("better" if lo > 0 else "worse" if hi < 0 else "tie")
-  assert {(c["reference"], c["other"], c["metric"]) for c in saved["comparisons"] if c["verdict"]} == {
-      ("ours", b, "group") for b in claims.BASELINES}
+  assert {
+      (c["reference"], c["other"], c["metric"]) for c in saved["comparisons"] if c["verdict"]
+  } == {("ours", b, "group") for b in claims.BASELINES}
   # Savings: Random's final mean group score, reached by ours' mean curve at round >= 1.
   r, pct = _table(_dirs(root, "random"), "group")
   o, _ = _table(_dirs(root, "ours"), "group")
@@ -116,7 +123,9 @@ def test_table2_shares_fig1s_ours_runs_and_forces_the_query_modality(smoke):
   assert got["paired"]["average"]["mean"] == pytest.approx((a - b)[:, 1:].mean(), abs=1e-12)
 
 
-@pytest.mark.filterwarnings("ignore:Mean of empty slice")  # a round with no correct pseudo-alignment
+@pytest.mark.filterwarnings(
+    "ignore:Mean of empty slice"
+)  # a round with no correct pseudo-alignment
 def test_table3_reads_fig1s_runs_without_running(smoke):
   root, _, out = smoke
   t3 = out["table3"]
@@ -128,14 +137,19 @@ def test_table3_reads_fig1s_runs_without_running(smoke):
   # Without fig1's runs there is nothing to read, and nothing is run.
   empty = claims.Args(seeds=(7,), smoke=True, workdir=str(root / "none"), results=str(root / "r2"))
   result = claims.run_claim("table3", empty)
-  assert result["holds"] == "not run" and "run `python -m experiments.claims --claim=fig1` first" in result["errors"][0]
+  assert (
+      result["holds"] == "not run"
+      and "run `python -m experiments.claims --claim=fig1` first" in result["errors"][0]
+  )
   assert not os.path.exists(root / "none")
 
 
 def test_report_lists_every_claim_and_says_what_was_not_run(smoke):
   _, args, _ = smoke
   text = report.reproduction_markdown(args.results)
-  rows = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| claim")]
+  rows = [
+      line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| claim")
+  ]
   assert [r.split(":")[0][2:] for r in rows] == list(claims.CLAIMS)
   by_name = {r.split(":")[0][2:]: r for r in rows}
   assert "SMOKE RUN, no evidence" in by_name["fig1"] and by_name["fig1"].endswith("smoke) |")
@@ -145,13 +159,22 @@ def test_report_lists_every_claim_and_says_what_was_not_run(smoke):
 def test_statistics_on_hand_made_records():
   def rec(seed, rnd, value):
     return dict(seed=seed, round=rnd, percent_annotated=5.0 * rnd, group=value)
-  a = [rec(s, k, v) for s, vals in enumerate([[0.1, 0.3, 0.5], [0.1, 0.25, 0.6], [0.1, 0.4, None]])
-       for k, v in enumerate(vals)]
-  b = [rec(s, k, v) for s, vals in enumerate([[0.1, 0.2, 0.3], [0.1, 0.2, 0.4], [0.1, 0.1, 0.2]])
-       for k, v in enumerate(vals)]
+
+  a = [
+      rec(s, k, v)
+      for s, vals in enumerate([[0.1, 0.3, 0.5], [0.1, 0.25, 0.6], [0.1, 0.4, None]])
+      for k, v in enumerate(vals)
+  ]
+  b = [
+      rec(s, k, v)
+      for s, vals in enumerate([[0.1, 0.2, 0.3], [0.1, 0.2, 0.4], [0.1, 0.1, 0.2]])
+      for k, v in enumerate(vals)
+  ]
   c = stats.curve(a, "group")
   assert c["n"] == [3, 3, 2]  # the missing (None) value is left out, not counted as 0
-  assert c["mean"][2] == pytest.approx(0.55) and c["se"][2] == pytest.approx(np.std([0.5, 0.6], ddof=1) / math.sqrt(2))
+  assert c["mean"][2] == pytest.approx(0.55) and c["se"][2] == pytest.approx(
+      np.std([0.5, 0.6], ddof=1) / math.sqrt(2)
+  )
   p = stats.paired(a, b, "group")
   assert p["mean"][1] == pytest.approx(np.mean([0.1, 0.05, 0.3]))
   # Seed 2 lacks round 2, so only seeds 0 and 1 count in the mean over budgets: (0.15, 0.125).
@@ -166,12 +189,18 @@ def test_statistics_on_hand_made_records():
   assert stats.equivalence_verdict(dict(mean=0.015, se=0.01, n=4), 0.02) == "unclear"
   s = stats.savings({"random": stats.curve(b, "group"), "ours": stats.curve(a, "group")}, "random")
   # Random ends at mean 0.3 at 10%; ours' mean is 0.317 at 5% already: a 50% saving.
-  assert s["target"] == pytest.approx(0.3) and s["reach"]["ours"] == 5.0 and s["saving"]["ours"] == 50.0
+  assert (
+      s["target"] == pytest.approx(0.3)
+      and s["reach"]["ours"] == 5.0
+      and s["saving"]["ours"] == 50.0
+  )
   assert s["reach"]["random"] == 10.0
 
 
 def test_plan_counts_each_shared_run_once():
-  rows = {r["claim"]: r for r in claims.plan(["fig1", "table2", "table3", "fig5"], SEEDS, smoke=True)}
+  rows = {
+      r["claim"]: r for r in claims.plan(["fig1", "table2", "table3", "fig5"], SEEDS, smoke=True)
+  }
   # Smoke: 2 rounds of 4 pairs, 1 epoch: (4 + 8) pair-epochs per run.
   assert (rows["fig1"]["runs"], rows["fig1"]["pair_epochs"]) == (5 * 2, 5 * 2 * 12)
   assert rows["table2"]["runs"] == 3 * 2  # "auto" is fig1's "ours"
@@ -179,7 +208,16 @@ def test_plan_counts_each_shared_run_once():
 
 
 def test_bad_command_lines_exit_2_with_one_line():
-  for argv, match in ((["--claim=fig9"], "unknown ['fig9']"), (["--claim=fig1", "--seeds=0,0"], "distinct")):
-    p = subprocess.run([sys.executable, "-m", "experiments.claims"] + argv, cwd=ROOT, capture_output=True,
-                       text=True, timeout=120, check=False)
+  for argv, match in (
+      (["--claim=fig9"], "unknown ['fig9']"),
+      (["--claim=fig1", "--seeds=0,0"], "distinct"),
+  ):
+    p = subprocess.run(
+        [sys.executable, "-m", "experiments.claims"] + argv,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and match in p.stderr, p.stderr

@@ -4,6 +4,7 @@ as a "module:function" path (also from a config), and the one-line errors on bad
 Expected picks are worked out by hand on points of the unit circle in 2-D, whose distances are
 exact in float32 (0, sqrt(2) and 2 between the four axis points).
 """
+
 import textwrap
 
 import jax
@@ -111,27 +112,62 @@ def _returning(picks, modality="random"):
   return acquisition.Strategy("bad", lambda state, m, **kw: picks, modality=modality)
 
 
-@pytest.mark.parametrize("strategy,kw,match", [
-    (_returning(np.array([2])), {},
-     r"strategy 'bad' returned indices of shape \(1,\); expected int\[2\] \(batch_size=2"),
-    (_returning(np.array([[0, 1]])), {}, r"returned indices of shape \(1, 2\); expected int\[2\]"),
-    (_returning(np.array([2, 2])), {"modality": 0},
-     r"returned item 2 of modality 0 twice \(picks 0 and 1\); each pick must be a distinct item"),
-    (_returning(np.array([0, 4])), {"modality": 0},
-     r"returned index 4 at pick 1, outside \[0, 4\) of pools\[0\] \(modality 0\)"),
-    (_returning(np.array([0, 3])), {"modality": 1},
-     r"returned index 3 at pick 1, outside \[0, 3\) of pools\[1\]"),
-    (_returning(np.array([-1, 0])), {}, r"returned index -1 at pick 0, outside \[0, "),
-    (_returning(np.array([0.0, 1.0])), {}, r"returned indices of dtype float64; expected integers"),
-    (_returning((np.array([0, 1]), np.array([0, 0]))), {"modality": 0},
-     r"returned modality 1 at pick 1, but this round queries modality 0 only"),
-    (_returning((np.array([0, 2]), np.array([0, 0])), "any"), {},
-     r"returned modality 2 at pick 1; modalities are 0\.\.1"),
-    (_returning(np.array([0, 1]), "any"), {},
-     r"returned ndarray, but with modality=None its picks may come from any modality"),
-    (_returning(acquisition.Selection(np.array([1, 0, 1]), np.array([0, 0, 0])), "any"),
-     {"batch_size": 3, "coreset_size": 3}, r"returned item 0 of modality 1 twice \(picks 0 and 2\)"),
-])
+@pytest.mark.parametrize(
+    "strategy,kw,match",
+    [
+        (
+            _returning(np.array([2])),
+            {},
+            r"strategy 'bad' returned indices of shape \(1,\); expected int\[2\] \(batch_size=2",
+        ),
+        (
+            _returning(np.array([[0, 1]])),
+            {},
+            r"returned indices of shape \(1, 2\); expected int\[2\]",
+        ),
+        (
+            _returning(np.array([2, 2])),
+            {"modality": 0},
+            r"returned item 2 of modality 0 twice \(picks 0 and 1\); each pick must be a distinct item",
+        ),
+        (
+            _returning(np.array([0, 4])),
+            {"modality": 0},
+            r"returned index 4 at pick 1, outside \[0, 4\) of pools\[0\] \(modality 0\)",
+        ),
+        (
+            _returning(np.array([0, 3])),
+            {"modality": 1},
+            r"returned index 3 at pick 1, outside \[0, 3\) of pools\[1\]",
+        ),
+        (_returning(np.array([-1, 0])), {}, r"returned index -1 at pick 0, outside \[0, "),
+        (
+            _returning(np.array([0.0, 1.0])),
+            {},
+            r"returned indices of dtype float64; expected integers",
+        ),
+        (
+            _returning((np.array([0, 1]), np.array([0, 0]))),
+            {"modality": 0},
+            r"returned modality 1 at pick 1, but this round queries modality 0 only",
+        ),
+        (
+            _returning((np.array([0, 2]), np.array([0, 0])), "any"),
+            {},
+            r"returned modality 2 at pick 1; modalities are 0\.\.1",
+        ),
+        (
+            _returning(np.array([0, 1]), "any"),
+            {},
+            r"returned ndarray, but with modality=None its picks may come from any modality",
+        ),
+        (
+            _returning(acquisition.Selection(np.array([1, 0, 1]), np.array([0, 0, 0])), "any"),
+            {"batch_size": 3, "coreset_size": 3},
+            r"returned item 0 of modality 1 twice \(picks 0 and 2\)",
+        ),
+    ],
+)
 def test_bad_picks_raise_one_line_errors_naming_the_strategy(strategy, kw, match):
   pools, annotated = _circle()
   with pytest.raises(ValueError, match=match) as e:
@@ -139,14 +175,17 @@ def test_bad_picks_raise_one_line_errors_naming_the_strategy(strategy, kw, match
   assert "\n" not in str(e.value)
 
 
-@pytest.mark.parametrize("strategy,match", [
-    (acquisition.Strategy("x", farthest, modality="least"), r"modality='least' is unknown"),
-    (acquisition.Strategy("x", 3), r"select=3 is not callable"),
-    (acquisition.Strategy("", farthest), r"Strategy.name='' must be a non-empty str"),
-    (acquisition.Strategy("x", farthest, check="no"), r"check='no' is not callable"),
-    ("bald", r"strategy='bald' is unknown; use one of \('ours', "),
-    (3, r"strategy=3 is unknown"),
-])
+@pytest.mark.parametrize(
+    "strategy,match",
+    [
+        (acquisition.Strategy("x", farthest, modality="least"), r"modality='least' is unknown"),
+        (acquisition.Strategy("x", 3), r"select=3 is not callable"),
+        (acquisition.Strategy("", farthest), r"Strategy.name='' must be a non-empty str"),
+        (acquisition.Strategy("x", farthest, check="no"), r"check='no' is not callable"),
+        ("bald", r"strategy='bald' is unknown; use one of \('ours', "),
+        (3, r"strategy=3 is unknown"),
+    ],
+)
 def test_malformed_strategies_are_refused_before_any_work(strategy, match):
   pools, annotated = _circle()
   with pytest.raises(ValueError, match=match):
@@ -203,17 +242,25 @@ def test_a_module_function_path_resolves(user_module):
   assert sel.index.tolist() == [0, 1]
 
 
-@pytest.mark.parametrize("path,match", [
-    ("no_such_module_here:f",
-     r"strategy='no_such_module_here:f' does not resolve: importing 'no_such_module_here' raised "
-     r"ModuleNotFoundError"),
-    ("broken_strategies:f", r"importing 'broken_strategies' raised ModuleNotFoundError: No module "
-     r"named 'no_such_module_here'"),
-    ("my_strategies:nope", r"does not resolve: module 'my_strategies' has no attribute 'nope'"),
-    ("my_strategies:NOT_A_FUNCTION", r"resolves to a int, not a Strategy or a function"),
-    (":farthest", r"strategy=':farthest' is not a 'module:function' path"),
-    ("my_strategies:", r"is not a 'module:function' path"),
-])
+@pytest.mark.parametrize(
+    "path,match",
+    [
+        (
+            "no_such_module_here:f",
+            r"strategy='no_such_module_here:f' does not resolve: importing 'no_such_module_here' raised "
+            r"ModuleNotFoundError",
+        ),
+        (
+            "broken_strategies:f",
+            r"importing 'broken_strategies' raised ModuleNotFoundError: No module "
+            r"named 'no_such_module_here'",
+        ),
+        ("my_strategies:nope", r"does not resolve: module 'my_strategies' has no attribute 'nope'"),
+        ("my_strategies:NOT_A_FUNCTION", r"resolves to a int, not a Strategy or a function"),
+        (":farthest", r"strategy=':farthest' is not a 'module:function' path"),
+        ("my_strategies:", r"is not a 'module:function' path"),
+    ],
+)
 def test_a_path_that_does_not_resolve_is_one_line(user_module, path, match):
   del user_module
   with pytest.raises(ValueError, match=match) as e:
@@ -228,8 +275,11 @@ def test_config_strategies_take_paths_checked_at_config_time(user_module):
   config.strategies = ("ours", f"{user_module}:farthest")
   experiment.check_config(config)
   config.strategies = ("ours", f"{user_module}:nope")
-  with pytest.raises(experiment.ConfigError, match=r"config.strategies: strategy='my_strategies:"
-                     r"nope' does not resolve: module 'my_strategies' has no attribute 'nope'"):
+  with pytest.raises(
+      experiment.ConfigError,
+      match=r"config.strategies: strategy='my_strategies:"
+      r"nope' does not resolve: module 'my_strategies' has no attribute 'nope'",
+  ):
     experiment.check_config(config)
   config.strategies = ("ours,bogus",)
   with pytest.raises(experiment.ConfigError, match=r"strategy='bogus' is unknown"):
@@ -241,13 +291,20 @@ def test_the_loop_proposes_what_a_path_strategy_picks(user_module, tmp_path):
   # "Holder.first" picks its first B items, so the queries are those ids, in that order.
   config = defaults.colorswap_experiment()
   config.data.update(num_train_groups=12, num_test_groups=2, cache_dir=str(tmp_path / "cache"))
-  config.update(strategies=(f"{user_module}:Holder.first",), per_round=3, rounds=1,
-                coreset_size=6, query_modality="text", embed_batch_size=32)
+  config.update(
+      strategies=(f"{user_module}:Holder.first",),
+      per_round=3,
+      rounds=1,
+      coreset_size=6,
+      query_modality="text",
+      embed_batch_size=32,
+  )
   exp = experiment.setup(config)
   state = loop.start(exp, 0)
   queries = loop.propose(exp, state)
-  order = unaligned_lib.make_unaligned(len(exp.pool), seed=0, missing_fraction=0.0,
-                                       missing_modality=1).order
+  order = unaligned_lib.make_unaligned(
+      len(exp.pool), seed=0, missing_fraction=0.0, missing_modality=1
+  ).order
   assert queries.modality.tolist() == [1, 1, 1]
   assert queries.item.tolist() == order[1][:3].tolist()
   assert state.records[0]["strategy"] == f"{user_module}:Holder.first"

@@ -1,4 +1,5 @@
 """Contrastive losses vs NumPy float64 references, values and gradients (t, b, embeddings)."""
+
 import jax
 import numpy as np
 import pytest
@@ -21,10 +22,12 @@ def ref_sigmoid(zimg, ztxt, t, b):
 
 def ref_softmax(zimg, ztxt, t):
   lg = np.exp(t) * zimg @ ztxt.T
+
   def xent(m):
     m = m - m.max(axis=1, keepdims=True)
     logp = m - np.log(np.exp(m).sum(axis=1, keepdims=True))
     return -np.mean(np.diag(logp))
+
   return 0.5 * (xent(lg) + xent(lg.T))
 
 
@@ -49,7 +52,8 @@ def test_sigmoid_loss_value_and_grads(emb):
   zi, zt, t, b = emb
   f32 = lambda x: np.asarray(x, np.float32)  # pylint: disable=unnecessary-lambda-assignment
   value, grads = jax.value_and_grad(losses.sigmoid_loss, argnums=(0, 1, 2, 3))(
-      f32(zi), f32(zt), f32(t), f32(b))
+      f32(zi), f32(zt), f32(t), f32(b)
+  )
   np.testing.assert_allclose(value, ref_sigmoid(zi, zt, t, b), rtol=1e-5)
   np.testing.assert_allclose(grads[2], _fd(lambda x: ref_sigmoid(zi, zt, x, b), t), rtol=1e-4)
   np.testing.assert_allclose(grads[3], _fd(lambda x: ref_sigmoid(zi, zt, t, x), b), rtol=1e-4)
@@ -61,7 +65,8 @@ def test_softmax_loss_value_and_grads(emb):
   zi, zt, t, _ = emb
   f32 = lambda x: np.asarray(x, np.float32)  # pylint: disable=unnecessary-lambda-assignment
   value, grads = jax.value_and_grad(losses.softmax_loss, argnums=(0, 1, 2))(
-      f32(zi), f32(zt), f32(t))
+      f32(zi), f32(zt), f32(t)
+  )
   np.testing.assert_allclose(value, ref_softmax(zi, zt, t), rtol=1e-5)
   np.testing.assert_allclose(grads[2], _fd(lambda x: ref_softmax(zi, zt, x), t), rtol=1e-4)
   np.testing.assert_allclose(grads[0], _fd(lambda x: ref_softmax(x, zt, t), zi), atol=1e-4)
@@ -81,11 +86,12 @@ def test_mask_equals_unpadded_batch(emb, name):
     return fn(zi_, zt_, t_, *args[1:], mask=keep)
 
   value, (gi, gt, gtemp) = jax.value_and_grad(masked, argnums=(0, 1, 2))(
-      np.float32(zi), np.float32(zt), np.float32(t))
+      np.float32(zi), np.float32(zt), np.float32(t)
+  )
   np.testing.assert_allclose(value, ref(zi[keep], zt[keep], *args), rtol=1e-5)
-  np.testing.assert_allclose(gtemp, _fd(lambda x: ref(zi[keep], zt[keep], x, *args[1:]), t),
-                             rtol=1e-4)
-  np.testing.assert_allclose(gi[keep], _fd(lambda x: ref(x, zt[keep], *args), zi[keep]),
-                             atol=1e-4)
+  np.testing.assert_allclose(
+      gtemp, _fd(lambda x: ref(zi[keep], zt[keep], x, *args[1:]), t), rtol=1e-4
+  )
+  np.testing.assert_allclose(gi[keep], _fd(lambda x: ref(x, zt[keep], *args), zi[keep]), atol=1e-4)
   np.testing.assert_array_equal(gi[~keep], 0.0)
   np.testing.assert_array_equal(gt[~keep], 0.0)

@@ -17,10 +17,15 @@ def test_the_committed_notebook_has_no_outputs():
   nbformat.validate(nb)
   code = [c for c in nb.cells if c.cell_type == "code"]
   assert code, "the notebook has no code cells"
-  dirty = [i for i, c in enumerate(nb.cells)
-           if c.cell_type == "code" and (c.outputs or c.execution_count is not None)]
-  assert not dirty, (f"cells {dirty} of {NOTEBOOK} carry outputs; clear them before committing "
-                     "(Jupyter: Edit > Clear outputs of all cells; or see the README)")
+  dirty = [
+      i
+      for i, c in enumerate(nb.cells)
+      if c.cell_type == "code" and (c.outputs or c.execution_count is not None)
+  ]
+  assert not dirty, (
+      f"cells {dirty} of {NOTEBOOK} carry outputs; clear them before committing "
+      "(Jupyter: Edit > Clear outputs of all cells; or see the README)"
+  )
 
 
 def test_the_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
@@ -33,10 +38,17 @@ def test_the_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
   # installed elsewhere on the machine (another Python, without mmal_jax) cannot be picked.
   spec = tmp_path / "jupyter" / "kernels" / "mmal_jax_test"
   spec.mkdir(parents=True)
-  (spec / "kernel.json").write_text(json.dumps(dict(
-      argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-      display_name="mmal_jax test", language="python")))
+  (spec / "kernel.json").write_text(
+      json.dumps(
+          dict(
+              argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+              display_name="mmal_jax test",
+              language="python",
+          )
+      )
+  )
   monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
-  client = nbclient.NotebookClient(nb, timeout=600, kernel_name="mmal_jax_test",
-                                   resources={"metadata": {"path": str(tmp_path)}})
+  client = nbclient.NotebookClient(
+      nb, timeout=600, kernel_name="mmal_jax_test", resources={"metadata": {"path": str(tmp_path)}}
+  )
   client.execute()  # raises CellExecutionError (the failing cell's source and traceback)

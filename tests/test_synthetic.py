@@ -3,6 +3,7 @@
 Colors are read back from the rendered images by nearest palette color, shapes by how much of their
 bounding box they fill, so the captions are checked against what is actually drawn.
 """
+
 import collections
 import os
 import re
@@ -25,8 +26,10 @@ def _color_masks(image):
   white object on a maroon background comes within ~60 of pink, hence not 60.
   """
   x = image.astype(np.float64)
-  return {c: np.linalg.norm(x - np.asarray(rgb, np.float64), axis=-1) < 45
-          for c, rgb in synthetic.COLORS.items()}
+  return {
+      c: np.linalg.norm(x - np.asarray(rgb, np.float64), axis=-1) < 45
+      for c, rgb in synthetic.COLORS.items()
+  }
 
 
 def _centroid(mask):
@@ -42,7 +45,7 @@ def _fill(mask):
 def _dilate(mask):
   padded = np.pad(mask, 1)
   s = mask.shape[0]
-  return np.any([padded[dy:dy + s, dx:dx + s] for dy in range(3) for dx in range(3)], axis=0)
+  return np.any([padded[dy : dy + s, dx : dx + s] for dy in range(3) for dx in range(3)], axis=0)
 
 
 def _parse(caption):
@@ -54,19 +57,27 @@ def _parse(caption):
   m = re.fullmatch(r"the (\w+) (\w+) is (\w+) and the (\w+) (\w+) is (\w+)", caption)
   if m:
     return [(m[3], m[2], m[1]), (m[6], m[5], m[4])], None, bg
-  m = re.fullmatch(r"a (\w+) (\w+) (\w+) (to the left of|to the right of|above|below|and|next to) "
-                   r"a (\w+) (\w+) (\w+)", caption)
+  m = re.fullmatch(
+      r"a (\w+) (\w+) (\w+) (to the left of|to the right of|above|below|and|next to) "
+      r"a (\w+) (\w+) (\w+)",
+      caption,
+  )
   assert m, caption
   objects = [(m[2], m[3], m[1]), (m[6], m[7], m[5])]
-  first = {"to the left of": ("x", 0), "to the right of": ("x", 1), "above": ("y", 0),
-           "below": ("y", 1)}.get(m[4])
+  first = {
+      "to the left of": ("x", 0),
+      "to the right of": ("x", 1),
+      "above": ("y", 0),
+      "below": ("y", 1),
+  }.get(m[4])
   return objects, first, bg
 
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
-  return synthetic.colorswap_like(seed=5, num_train_groups=60, num_test_groups=20,
-                                  cache_dir=tmp_path_factory.mktemp("cache"))
+  return synthetic.colorswap_like(
+      seed=5, num_train_groups=60, num_test_groups=20, cache_dir=tmp_path_factory.mktemp("cache")
+  )
 
 
 def test_shapes_and_sizes(small):
@@ -110,8 +121,10 @@ def test_images_show_what_the_captions_say(small):
       # The named background is the nearest one to the median of the pixels no object covers.
       free = ~_dilate(masks[objects[0][0]] | masks[objects[1][0]])
       median = np.median(image[free].astype(np.float64), axis=0)
-      nearest = min(synthetic.BACKGROUNDS,
-                    key=lambda b: np.linalg.norm(median - np.asarray(synthetic.BACKGROUNDS[b])))
+      nearest = min(
+          synthetic.BACKGROUNDS,
+          key=lambda b: np.linalg.norm(median - np.asarray(synthetic.BACKGROUNDS[b])),
+      )
       assert nearest == bg, (caption, median)
       if first is not None:
         axis, k = first
@@ -177,14 +190,29 @@ def _combination(caption):
 def test_long_tail_and_near_duplicates(tmp_path):
   # Zipf with exponent 2 puts 1 / zeta(2) ~ 0.6 of the mass on the top combination; the uniform test
   # split spreads over 1,120 combinations.
-  tail = synthetic.colorswap_like(seed=0, num_train_groups=200, num_test_groups=200, cache_dir=tmp_path,
-                                  zipf_exponent=2.0, near_duplicate_fraction=0.0)
-  top = lambda p: collections.Counter(_combination(t) for t in p.texts[::2]).most_common(1)[0][1] / 200
+  tail = synthetic.colorswap_like(
+      seed=0,
+      num_train_groups=200,
+      num_test_groups=200,
+      cache_dir=tmp_path,
+      zipf_exponent=2.0,
+      near_duplicate_fraction=0.0,
+  )
+  top = (
+      lambda p: collections.Counter(_combination(t) for t in p.texts[::2]).most_common(1)[0][1]
+      / 200
+  )
   assert top(tail.train) > 0.4 and top(tail.test) < 0.05
 
   def duplicated(fraction):
-    s = synthetic.colorswap_like(seed=0, num_train_groups=200, num_test_groups=1, cache_dir=tmp_path,
-                                 zipf_exponent=0.0, near_duplicate_fraction=fraction)
+    s = synthetic.colorswap_like(
+        seed=0,
+        num_train_groups=200,
+        num_test_groups=1,
+        cache_dir=tmp_path,
+        zipf_exponent=0.0,
+        near_duplicate_fraction=fraction,
+    )
     counts = collections.Counter(s.train.texts[::2])
     return sum(c for c in counts.values() if c > 1), s
 
@@ -204,12 +232,15 @@ def test_long_tail_and_near_duplicates(tmp_path):
       assert not np.array_equal(s.train.images[2 * ids[0]], s.train.images[2 * ids[1]])
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(zipf=1.0), "unknown synthetic mix"),
-    (dict(near_duplicate_fraction=1.5), "near_duplicate_fraction"),
-    (dict(image_size=4), "image_size"),
-    (dict(num_train_groups=0), "num_train_groups"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(zipf=1.0), "unknown synthetic mix"),
+        (dict(near_duplicate_fraction=1.5), "near_duplicate_fraction"),
+        (dict(image_size=4), "image_size"),
+        (dict(num_train_groups=0), "num_train_groups"),
+    ],
+)
 def test_bad_options_raise(kwargs, match, tmp_path):
   with pytest.raises(DataError, match=match):
     synthetic.colorswap_like(cache_dir=tmp_path, **kwargs)
@@ -217,8 +248,9 @@ def test_bad_options_raise(kwargs, match, tmp_path):
 
 
 def test_pretraining_corpus_never_binds_two_colors_as_the_groups_do(tmp_path):
-  corpus = synthetic.pretraining_corpus(seed=1, num_pairs=600, cache_dir=tmp_path,
-                                        kind_weights=(1, 1, 1, 1, 1, 1))
+  corpus = synthetic.pretraining_corpus(
+      seed=1, num_pairs=600, cache_dir=tmp_path, kind_weights=(1, 1, 1, 1, 1, 1)
+  )
   assert corpus.images.shape == (600, 32, 32, 3)
   kinds = collections.Counter()
   noisy_right = []
@@ -235,8 +267,9 @@ def test_pretraining_corpus_never_binds_two_colors_as_the_groups_do(tmp_path):
       assert re.search(r"to the (left|right) of|above|below", caption), caption
     elif len(set(colors)) == 2 and "in" in words:  # Bound, but only in the postfix syntax.
       kinds["postfix"] += 1
-      assert re.fullmatch(r"a (small|big) \w+ in \w+ and a (small|big) \w+ in \w+ on a \w+ background",
-                          caption), caption
+      assert re.fullmatch(
+          r"a (small|big) \w+ in \w+ and a (small|big) \w+ in \w+ on a \w+ background", caption
+      ), caption
       assert not prefix_bound, caption
     elif len(set(colors)) == 2 and (prefix_bound or re.search(r"the \w+ \w+ is \w+", caption)):
       # The group templates, their two colors assigned at random.
@@ -253,15 +286,18 @@ def test_pretraining_corpus_never_binds_two_colors_as_the_groups_do(tmp_path):
       assert not prefix_bound and not re.search(r"the \w+ \w+ is \w+", caption), caption
     else:
       kinds["one color"] += 1
-  assert min(kinds["two colors"], kinds["same shape"], kinds["postfix"], kinds["prefix noisy"]) > 50, kinds
+  assert (
+      min(kinds["two colors"], kinds["same shape"], kinds["postfix"], kinds["prefix noisy"]) > 50
+  ), kinds
   assert kinds["one color"] > 100, kinds
   # Right about as often as wrong: the group templates never teach which color goes where.
   assert len(noisy_right) > 30 and 0.25 < np.mean(noisy_right) < 0.75, noisy_right
 
 
 def test_pretraining_units_pair_color_swapped_twins(tmp_path):
-  corpus = synthetic.pretraining_corpus(seed=3, num_pairs=60, cache_dir=tmp_path,
-                                        kind_weights=(0, 0, 0, 1, 1, 0))
+  corpus = synthetic.pretraining_corpus(
+      seed=3, num_pairs=60, cache_dir=tmp_path, kind_weights=(0, 0, 0, 1, 1, 0)
+  )
   for u in range(30):
     w1, w2 = corpus.texts[2 * u].split(), corpus.texts[2 * u + 1].split()
     colors = [i for i, w in enumerate(w1) if w in COLOR_WORDS]
@@ -281,16 +317,24 @@ def test_pretraining_units_pair_color_swapped_twins(tmp_path):
 
 def test_vocabulary_covers_every_caption(small, tmp_path):
   vocab = set(synthetic.vocabulary())
-  corpus = synthetic.pretraining_corpus(seed=2, num_pairs=200, cache_dir=tmp_path,
-                                        kind_weights=(1, 1, 1, 1, 1, 1))
+  corpus = synthetic.pretraining_corpus(
+      seed=2, num_pairs=200, cache_dir=tmp_path, kind_weights=(1, 1, 1, 1, 1, 1)
+  )
   for caption in small.train.texts + small.test.texts + corpus.texts:
     assert set(caption.split()) <= vocab, caption
   assert COLOR_WORDS | SHAPE_WORDS | set(synthetic.SIZES) | set(synthetic.BACKGROUNDS) <= vocab
 
 
 def test_load_dataset_dispatch(tmp_path):
-  cfg = ml_collections.ConfigDict(dict(name="synthetic_colorswap", seed=5, num_train_groups=60,
-                                       num_test_groups=20, cache_dir=str(tmp_path)))
+  cfg = ml_collections.ConfigDict(
+      dict(
+          name="synthetic_colorswap",
+          seed=5,
+          num_train_groups=60,
+          num_test_groups=20,
+          cache_dir=str(tmp_path),
+      )
+  )
   pool, test = load_dataset(cfg, image_size=32)
   assert len(pool) == 120 and len(test) == 40
   with pytest.raises(DataError, match="data.name"):
@@ -298,7 +342,9 @@ def test_load_dataset_dispatch(tmp_path):
   with pytest.raises(DataError, match="data.path"):
     load_dataset(ml_collections.ConfigDict(dict(name="colorswap")), image_size=32)
   with pytest.raises(DataError, match="data.format"):
-    load_dataset(ml_collections.ConfigDict(dict(name="coco", format="csv", root="x")), image_size=32)
+    load_dataset(
+        ml_collections.ConfigDict(dict(name="coco", format="csv", root="x")), image_size=32
+    )
 
 
 def _reference_scores(zimg, ztxt):
@@ -322,13 +368,16 @@ def test_committed_checkpoint_starts_below_ceiling(tmp_path):
   from mmal_jax import embeddings, models  # pylint: disable=import-outside-toplevel
   from mmal_jax.pp import preprocess  # pylint: disable=import-outside-toplevel
   from mmal_jax.models import two_towers  # pylint: disable=import-outside-toplevel
+
   assets = os.path.join(os.path.dirname(synthetic.__file__), os.pardir, "assets")
   path = os.path.join(assets, "pretrained_tiny.npz")
   assert os.path.getsize(path) < 10 * 2**20
   with open(os.path.join(assets, "pretrained_tiny.json"), encoding="utf-8") as f:
     meta = json.load(f)
   mc = ml_collections.ConfigDict(meta["model"])
-  mc.tokenizer.vocab_path = os.path.join(assets, "pretrained_tiny_vocab.txt")  # as the default config
+  mc.tokenizer.vocab_path = os.path.join(
+      assets, "pretrained_tiny_vocab.txt"
+  )  # as the default config
   model = models.get_model(mc)
   # Shapes are all `load` checks against; eval_shape skips compiling the initializers.
   shapes = jax.eval_shape(lambda k: models.init_params(model, mc, k), jax.random.PRNGKey(0))

@@ -76,6 +76,7 @@ functions run under jit on them and select the same items as on one device.
 Precision note: distances use |x|^2 + |c|^2 - 2<x,c> in float32, whose absolute error is ~1e-6 on
 squared distances of unit vectors; near-ties below that may be ordered differently than in float64.
 """
+
 from mmal_jax.acquisition.distances import min_distances
 from mmal_jax.acquisition.kcenter import kcenter_greedy
 from mmal_jax.acquisition.scores import margins
@@ -92,7 +93,18 @@ from mmal_jax.acquisition.state import update_state
 from mmal_jax.acquisition.strategies import Strategy
 
 __all__ = [
-    "AcquisitionState", "BUILTINS", "STRATEGIES", "Selection", "Strategy", "as_strategy",
-    "init_state", "kcenter_greedy", "margins", "min_distances", "picks_for_budget", "select",
-    "select_from_state", "update_state",
+    "AcquisitionState",
+    "BUILTINS",
+    "STRATEGIES",
+    "Selection",
+    "Strategy",
+    "as_strategy",
+    "init_state",
+    "kcenter_greedy",
+    "margins",
+    "min_distances",
+    "picks_for_budget",
+    "select",
+    "select_from_state",
+    "update_state",
 ]

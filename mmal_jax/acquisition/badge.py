@@ -11,6 +11,7 @@ negligible, as for a trained contrastive model). BADGE then runs k-means++ seedi
 center has the largest |g|, each next one is drawn with probability proportional to the squared
 distance to the nearest center.
 """
+
 import functools
 
 import jax
@@ -72,7 +73,9 @@ def kmeanspp(x, ids, vals, key, num_select, num_valid=None):
     picks, cache = carry
     positive = jnp.where(cache > 0, cache, 0.0)
     # Degenerate case (every unpicked point at distance 0): draw uniformly among unpicked points.
-    logits = jnp.where(jnp.any(positive > 0), jnp.log(positive), jnp.where(cache < 0, -jnp.inf, 0.0))
+    logits = jnp.where(
+        jnp.any(positive > 0), jnp.log(positive), jnp.where(cache < 0, -jnp.inf, 0.0)
+    )
     j = jax.random.categorical(jax.random.fold_in(key, i), logits).astype(jnp.int32)
     cache = jnp.minimum(cache, sq_to(j)).at[j].set(-1.0)
     return picks.at[i].set(j), cache

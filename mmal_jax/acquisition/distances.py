@@ -11,6 +11,7 @@ is bf16). The |x|^2 + |c|^2 - 2<x,c> form cancels for near-duplicates: for unit-
 error of sq is ~1e-6, i.e. ~1e-3 on a Euclidean distance near 0. Rankings between clearly different
 distances are exact; near-ties below that resolution may order differently from a float64 reference.
 """
+
 import functools
 
 import jax
@@ -68,8 +69,9 @@ def min_sq_distances(points, centers, num_centers=None, block_size=None):
   nb = -(-m // bm)
   pad = nb * bm - m
   blocks = jnp.pad(centers, ((0, pad), (0, 0))).reshape(nb, bm, d)
-  center_sq = jnp.where(padding.valid_rows(m, m if num_centers is None else num_centers),
-                        sq_norms(centers), jnp.inf)
+  center_sq = jnp.where(
+      padding.valid_rows(m, m if num_centers is None else num_centers), sq_norms(centers), jnp.inf
+  )
   block_sq = jnp.pad(center_sq, (0, pad), constant_values=jnp.inf).reshape(nb, bm)
   point_sq = sq_norms(points)
 

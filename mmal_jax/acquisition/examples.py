@@ -10,6 +10,7 @@ It is k-center's first step without the rest of Algorithm 1: in the least-covere
 B items farthest from every annotated item of that modality (no coreset, no margins), so it
 shows what coverage alone buys.
 """
+
 import jax.numpy as jnp
 
 from mmal_jax.acquisition.strategies import Strategy

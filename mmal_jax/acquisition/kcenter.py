@@ -1,4 +1,5 @@
 """Greedy k-center (farthest-first traversal; Sener & Savarese 2018, Algorithm 2 of the paper)."""
+
 import functools
 
 import jax

@@ -9,12 +9,12 @@ real row counts, passed as traced ints: they are never a k-center pick or the la
 (min_sq = -inf), never a top-1/top-2 candidate (score -inf), never a nearest center (|c|^2 = +inf),
 and never a picked query.
 """
+
 import functools
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-
 
 # Rows are padded in steps of at least this many, so that a small pool shrinking (or an annotated
 # set growing) by B items a round keeps one shape for several rounds. Not more: a pool that fits

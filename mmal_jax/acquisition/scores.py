@@ -6,6 +6,7 @@ similarity; the model's logit t*<a,b>+b is a monotone map of it and ranks margin
 for each block a lax.scan runs over candidate chunks, carrying a small running summary per query.
 The last chunk is padded and its padded scores are -inf. The long candidate axis is kept last.
 """
+
 import functools
 
 import jax
@@ -47,6 +48,7 @@ def reduce_scores(queries, candidates, init, step, chunk_size=None, num_candidat
       c, c_ids = chunk
       s = jnp.dot(qb, c.T, precision=distances.HIGHEST)
       return step(carry, jnp.where(c_ids[None, :] < valid, s, -jnp.inf), c_ids), None
+
     carry, _ = lax.scan(body, init(bq), (chunks, ids))
     return carry
 
@@ -73,8 +75,14 @@ def _top2_step(carry, s, ids):
 def margins_f32(queries, candidates, chunk_size=None, num_candidates=None):
   """f32[Q] top-1 minus top-2 score against the first num_candidates (default all) candidates;
   unvalidated core of `margins`."""
-  top1, top2 = reduce_scores(queries.astype(jnp.float32), candidates.astype(jnp.float32),
-                             _top2_init, _top2_step, chunk_size, num_candidates)
+  top1, top2 = reduce_scores(
+      queries.astype(jnp.float32),
+      candidates.astype(jnp.float32),
+      _top2_init,
+      _top2_step,
+      chunk_size,
+      num_candidates,
+  )
   return top1 - top2
 
 
@@ -103,9 +111,13 @@ def softmax_top_k(queries, candidates, scale, k, chunk_size=None, num_candidates
   Returns:
     (f32[Q, k] probabilities in decreasing order, int32[Q, k] their candidate ids).
   """
+
   def init(rows):
-    return (jnp.full((rows, k), -jnp.inf, jnp.float32), jnp.zeros((rows, k), jnp.int32),
-            jnp.full((rows,), -jnp.inf, jnp.float32))
+    return (
+        jnp.full((rows, k), -jnp.inf, jnp.float32),
+        jnp.zeros((rows, k), jnp.int32),
+        jnp.full((rows,), -jnp.inf, jnp.float32),
+    )
 
   def step(carry, s, ids):
     vals, idx, lse = carry

@@ -1,6 +1,7 @@
 """One acquisition round: Algorithm 1 ("ours") and the baselines of Appendix B.1 / C.4, each a
 `Strategy` value (strategies.py), and `select`, which runs any strategy: a built-in's name, a
 `Strategy`, a round function or a "module:function" path."""
+
 import dataclasses
 import functools
 
@@ -29,6 +30,7 @@ class Selection:
     modality: int32[B] modality of each pick.
     index: int32[B] position of each pick in pools[modality] (the state's pool).
   """
+
   modality: np.ndarray
   index: np.ndarray
 
@@ -36,8 +38,11 @@ class Selection:
 def _summed_margins(queries, pools, sizes, skip):
   """f32[Q]: sum over modalities o != skip of margin(queries vs the sizes[o] rows of pools[o])
   (Section 4.2 for M >= 3)."""
-  return sum(scores.margins_f32(queries, p, num_candidates=n)
-             for o, (p, n) in enumerate(zip(pools, sizes)) if o != skip)
+  return sum(
+      scores.margins_f32(queries, p, num_candidates=n)
+      for o, (p, n) in enumerate(zip(pools, sizes))
+      if o != skip
+  )
 
 
 @functools.partial(jax.jit, static_argnames=("modality", "coreset_size", "batch_size"))
@@ -62,10 +67,16 @@ def _uncertainty(pools, sizes, batch_size, modalities):
   Returns (int32[B] modality, int32[B] index), lowest margin first; ties go to the lower modality,
   then the lower index. Padded rows score +inf, behind every real item.
   """
-  score = jnp.concatenate([
-      jnp.where(padding.valid_rows(pools[m].shape[0], sizes[m]),
-                _summed_margins(pools[m], pools, sizes, m), jnp.inf)
-      for m in modalities])
+  score = jnp.concatenate(
+      [
+          jnp.where(
+              padding.valid_rows(pools[m].shape[0], sizes[m]),
+              _summed_margins(pools[m], pools, sizes, m),
+              jnp.inf,
+          )
+          for m in modalities
+      ]
+  )
   order = jnp.argsort(score, stable=True)[:batch_size]
   modality = jnp.concatenate([jnp.full(pools[m].shape[0], m, jnp.int32) for m in modalities])
   index = jnp.concatenate([jnp.arange(pools[m].shape[0], dtype=jnp.int32) for m in modalities])
@@ -110,20 +121,28 @@ def _valid(state):
 # "uncertainty" (own rule "any"), where None means every modality.
 def _ours_round(state, modality, *, batch_size, coreset_size, key):
   del key  # deterministic
-  return _ours(state.padded_pools, _valid(state), state.padded_min_sq[modality], modality,
-               coreset_size, batch_size)
+  return _ours(
+      state.padded_pools,
+      _valid(state),
+      state.padded_min_sq[modality],
+      modality,
+      coreset_size,
+      batch_size,
+  )
 
 
 def _random_round(state, modality, *, batch_size, coreset_size, key):
   del coreset_size
-  return _random_subset(key, _valid(state)[modality], state.padded_pools[modality].shape[0],
-                        batch_size)
+  return _random_subset(
+      key, _valid(state)[modality], state.padded_pools[modality].shape[0], batch_size
+  )
 
 
 def _coreset_round(state, modality, *, batch_size, coreset_size, key):
   del coreset_size, key
-  index, _ = kcenter.kcenter_sq(state.padded_pools[modality], state.padded_min_sq[modality],
-                                batch_size)
+  index, _ = kcenter.kcenter_sq(
+      state.padded_pools[modality], state.padded_min_sq[modality], batch_size
+  )
   return index
 
 
@@ -164,8 +183,13 @@ def _badge_check(sizes, *, batch_size, coreset_size, modality):
 
 def badge(logit_scale=10.0):
   """The "badge" Strategy with inverse temperature `logit_scale` (see `select_from_state`)."""
-  return Strategy("badge", functools.partial(_badge_round, logit_scale=logit_scale),
-                  modality="random", coverage=False, check=_badge_check)
+  return Strategy(
+      "badge",
+      functools.partial(_badge_round, logit_scale=logit_scale),
+      modality="random",
+      coverage=False,
+      check=_badge_check,
+  )
 
 
 # The built-in strategies as values. "random" and "coreset" use the default check (batch_size
@@ -174,8 +198,9 @@ BUILTINS = {
     "ours": Strategy("ours", _ours_round, modality="coverage", coverage=True, check=_ours_check),
     "random": Strategy("random", _random_round, modality="random", coverage=False),
     "coreset": Strategy("coreset", _coreset_round, modality="random", coverage=True),
-    "uncertainty": Strategy("uncertainty", _uncertainty_round, modality="any", coverage=False,
-                            check=_uncertainty_check),
+    "uncertainty": Strategy(
+        "uncertainty", _uncertainty_round, modality="any", coverage=False, check=_uncertainty_check
+    ),
     "badge": badge(),
 }
 assert tuple(BUILTINS) == STRATEGIES
@@ -200,12 +225,16 @@ def as_strategy(strategy, *, logit_scale=10.0) -> Strategy:
       return BUILTINS[strategy]
     if ":" in strategy:
       return strategies.load(strategy)
-    raise ValueError(f"strategy={strategy!r} is unknown; use one of {STRATEGIES}, a Strategy, a "
-                     "function or a 'module:function' path.")
+    raise ValueError(
+        f"strategy={strategy!r} is unknown; use one of {STRATEGIES}, a Strategy, a "
+        "function or a 'module:function' path."
+    )
   if callable(strategy):
     return Strategy(getattr(strategy, "__name__", repr(strategy)), strategy)
-  raise ValueError(f"strategy={strategy!r} is unknown; use one of {STRATEGIES}, a Strategy, a "
-                   "function or a 'module:function' path.")
+  raise ValueError(
+      f"strategy={strategy!r} is unknown; use one of {STRATEGIES}, a Strategy, a "
+      "function or a 'module:function' path."
+  )
 
 
 def _select(strategy, state, batch_size, coreset_size, key, modality):
@@ -213,13 +242,13 @@ def _select(strategy, state, batch_size, coreset_size, key, modality):
   once)."""
   key_modality, key_items = jax.random.split(key)
   m = _query_modality(strategy, modality, state, key_modality)
-  picks = strategy.select(state, m, batch_size=batch_size, coreset_size=coreset_size,
-                          key=key_items)
+  picks = strategy.select(state, m, batch_size=batch_size, coreset_size=coreset_size, key=key_items)
   return Selection(*checks.check_picks(strategy.name, picks, state.sizes, batch_size, m))
 
 
-def select_from_state(strategy, state, *, batch_size, coreset_size, key, logit_scale=10.0,
-                      modality=None):
+def select_from_state(
+    strategy, state, *, batch_size, coreset_size, key, logit_scale=10.0, modality=None
+):
   """One acquisition round on an `AcquisitionState` (see `select` for the strategies).
 
   Args:
@@ -248,13 +277,24 @@ def select_from_state(strategy, state, *, batch_size, coreset_size, key, logit_s
     work), or picks of the wrong shape, duplicates or out-of-range indices from the strategy.
   """
   strategy = as_strategy(strategy, logit_scale=logit_scale)
-  checks.check_round(strategy, state.sizes, batch_size=batch_size, coreset_size=coreset_size,
-                     modality=modality)
+  checks.check_round(
+      strategy, state.sizes, batch_size=batch_size, coreset_size=coreset_size, modality=modality
+  )
   return _select(strategy, state, batch_size, coreset_size, key, modality)
 
 
-def select(strategy, pools, annotated, *, batch_size, coreset_size, key, metric="euclidean",
-           logit_scale=10.0, modality=None):
+def select(
+    strategy,
+    pools,
+    annotated,
+    *,
+    batch_size,
+    coreset_size,
+    key,
+    metric="euclidean",
+    logit_scale=10.0,
+    modality=None,
+):
   """One acquisition round from scratch.
 
   Strategies (with modality=None; see `select_from_state` for the other modality rules):
@@ -289,8 +329,9 @@ def select(strategy, pools, annotated, *, batch_size, coreset_size, key, metric=
   strategy = as_strategy(strategy, logit_scale=logit_scale)
   checks.check_metric(metric)
   sizes = checks.check_modalities(pools, annotated)
-  checks.check_round(strategy, sizes, batch_size=batch_size, coreset_size=coreset_size,
-                     modality=modality)
+  checks.check_round(
+      strategy, sizes, batch_size=batch_size, coreset_size=coreset_size, modality=modality
+  )
   if not (strategy.coverage or (strategy.modality == "coverage" and modality is None)):
     # Only strategies that read the distance to the annotated set need it; skip computing it.
     annotated = [a[:0] for a in annotated]

@@ -7,6 +7,7 @@ across rounds and tightened with the few newly annotated items: O(N B d) per rou
 valid only while the embeddings are fixed (a frozen encoder, e.g. LiT's image tower, or a stream of
 buffers embedded once); after retraining an encoder, build a fresh state with `init_state`.
 """
+
 import dataclasses
 
 import jax
@@ -32,6 +33,7 @@ class AcquisitionState:
     sizes: per modality, N_m.
     metric: "euclidean" or "cosine".
   """
+
   padded_pools: tuple[jax.Array, ...]
   padded_min_sq: tuple[jax.Array, ...]
   sizes: tuple[int, ...]
@@ -61,7 +63,9 @@ def _padded_min_sq(padded_pool, size, centers, metric):
   """f32[bucket(size)]: min_sq of a padded pool against `centers` [K, d], -inf on the padding."""
   k = centers.shape[0]
   centers = distances.prepare(padding.pad_rows(centers, padding.bucket(k)), metric)
-  return _mask_padding(distances.min_sq_distances(padded_pool, centers, np.int32(k)), np.int32(size))
+  return _mask_padding(
+      distances.min_sq_distances(padded_pool, centers, np.int32(k)), np.int32(size)
+  )
 
 
 def init_state(pools, annotated, *, metric="euclidean"):
@@ -78,8 +82,10 @@ def init_state(pools, annotated, *, metric="euclidean"):
 
 def build_state(pools, annotated, sizes, metric):
   """`init_state` without the input checks, for callers that ran them already (sizes: N_m)."""
-  pools = tuple(distances.prepare(padding.pad_rows(p, padding.bucket(n)), metric)
-                for p, n in zip(pools, sizes))
+  pools = tuple(
+      distances.prepare(padding.pad_rows(p, padding.bucket(n)), metric)
+      for p, n in zip(pools, sizes)
+  )
   min_sq = tuple(_padded_min_sq(p, n, a, metric) for p, n, a in zip(pools, sizes, annotated))
   return AcquisitionState(pools, min_sq, tuple(int(n) for n in sizes), metric)
 
@@ -88,18 +94,24 @@ def build_state(pools, annotated, sizes, metric):
 def _gather(padded_pool, padded_min_sq, index, size):
   """Rows `index` (int32[bucket(size)], the kept rows first) of pool and cache, re-padded."""
   valid = padding.valid_rows(index.shape[0], size)
-  return (jnp.where(valid[:, None], padded_pool[index], 0.0),
-          jnp.where(valid, padded_min_sq[index], -jnp.inf))
+  return (
+      jnp.where(valid[:, None], padded_pool[index], 0.0),
+      jnp.where(valid, padded_min_sq[index], -jnp.inf),
+  )
 
 
 def _check_removed(m, removed, size):
   r = np.asarray(removed)
   if r.ndim != 1 or not (r.size == 0 or np.issubdtype(r.dtype, np.integer)):
-    raise ValueError(f"removed[{m}] (modality {m}) must be a 1-D array of int positions, got "
-                     f"shape {r.shape} dtype {r.dtype}.")
+    raise ValueError(
+        f"removed[{m}] (modality {m}) must be a 1-D array of int positions, got "
+        f"shape {r.shape} dtype {r.dtype}."
+    )
   if r.size and (r.min() < 0 or r.max() >= size):
-    raise ValueError(f"removed[{m}] (modality {m}) holds positions outside [0, {size}); pass "
-                     "positions into the state's current pool.")
+    raise ValueError(
+        f"removed[{m}] (modality {m}) holds positions outside [0, {size}); pass "
+        "positions into the state's current pool."
+    )
   if np.unique(r).size != r.size:
     raise ValueError(f"removed[{m}] (modality {m}) repeats a position; each item leaves once.")
   return r
@@ -123,8 +135,10 @@ def update_state(state, removed, added):
   """
   m_count = len(state.sizes)
   if len(removed) != m_count or len(added) != m_count:
-    raise ValueError(f"removed and added need one entry per modality ({m_count}); got "
-                     f"{len(removed)} and {len(added)}.")
+    raise ValueError(
+        f"removed and added need one entry per modality ({m_count}); got "
+        f"{len(removed)} and {len(added)}."
+    )
   dim = state.padded_pools[0].shape[1]
   keeps = []
   for m, (r, a) in enumerate(zip(removed, added)):
@@ -134,7 +148,7 @@ def update_state(state, removed, added):
   pools, min_sq = [], []
   for pool, cache, keep, a in zip(state.padded_pools, state.padded_min_sq, keeps, added):
     index = np.zeros(padding.bucket(len(keep)), np.int32)
-    index[:len(keep)] = keep
+    index[: len(keep)] = keep
     pool, cache = _gather(pool, cache, index, np.int32(len(keep)))
     if a.shape[0]:
       cache = jnp.minimum(cache, _padded_min_sq(pool, len(keep), a, state.metric))

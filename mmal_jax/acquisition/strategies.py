@@ -32,6 +32,7 @@ config is checked (`experiment.check_config`), and must name a `Strategy` or a r
 (wrapped with the defaults below); the path is the run's name in records and outputs. examples.py
 holds one: "mmal_jax.acquisition.examples:farthest".
 """
+
 import importlib
 from typing import Any, Callable, NamedTuple, Optional
 
@@ -58,6 +59,7 @@ class Strategy(NamedTuple):
       the round; `modality` is the caller's rule (None, "random" or an int). None: each pool the
       round may draw from must hold batch_size items (all pools together for "any" under None).
   """
+
   name: str
   select: Callable[..., Any]
   modality: str = "random"
@@ -70,14 +72,20 @@ def validated(strategy: Strategy) -> Strategy:
   if not isinstance(strategy.name, str) or not strategy.name:
     raise ValueError(f"Strategy.name={strategy.name!r} must be a non-empty str.")
   if not callable(strategy.select):
-    raise ValueError(f"Strategy {strategy.name!r}: select={strategy.select!r} is not callable; pass "
-                     "a function select(state, modality, *, batch_size, coreset_size, key).")
+    raise ValueError(
+        f"Strategy {strategy.name!r}: select={strategy.select!r} is not callable; pass "
+        "a function select(state, modality, *, batch_size, coreset_size, key)."
+    )
   if strategy.modality not in OWN_MODALITY_RULES:
-    raise ValueError(f"Strategy {strategy.name!r}: modality={strategy.modality!r} is unknown; use "
-                     f"one of {OWN_MODALITY_RULES}.")
+    raise ValueError(
+        f"Strategy {strategy.name!r}: modality={strategy.modality!r} is unknown; use "
+        f"one of {OWN_MODALITY_RULES}."
+    )
   if strategy.check is not None and not callable(strategy.check):
-    raise ValueError(f"Strategy {strategy.name!r}: check={strategy.check!r} is not callable; pass "
-                     "None or check(sizes, *, batch_size, coreset_size, modality).")
+    raise ValueError(
+        f"Strategy {strategy.name!r}: check={strategy.check!r} is not callable; pass "
+        "None or check(sizes, *, batch_size, coreset_size, modality)."
+    )
   return strategy
 
 
@@ -89,23 +97,31 @@ def load(path: str) -> Strategy:
   """
   module_name, _, attribute = path.partition(":")
   if not module_name or not attribute:
-    raise ValueError(f"strategy={path!r} is not a 'module:function' path (e.g. "
-                     "'my_package.my_module:my_strategy').")
+    raise ValueError(
+        f"strategy={path!r} is not a 'module:function' path (e.g. "
+        "'my_package.my_module:my_strategy')."
+    )
   try:
     value = importlib.import_module(module_name)
   except Exception as e:  # pylint: disable=broad-except  # any import failure is a bad path here
     first = str(e).splitlines()[0] if str(e) else ""
-    raise ValueError(f"strategy={path!r} does not resolve: importing {module_name!r} raised "
-                     f"{type(e).__name__}: {first}; put the module on sys.path (PYTHONPATH) or "
-                     "fix the path.") from None
+    raise ValueError(
+        f"strategy={path!r} does not resolve: importing {module_name!r} raised "
+        f"{type(e).__name__}: {first}; put the module on sys.path (PYTHONPATH) or "
+        "fix the path."
+    ) from None
   for part in attribute.split("."):
     if not hasattr(value, part):
-      raise ValueError(f"strategy={path!r} does not resolve: module {module_name!r} has no "
-                       f"attribute {attribute!r}.")
+      raise ValueError(
+          f"strategy={path!r} does not resolve: module {module_name!r} has no "
+          f"attribute {attribute!r}."
+      )
     value = getattr(value, part)
   if isinstance(value, Strategy):
     return validated(value)
   if callable(value):
     return Strategy(path, value)
-  raise ValueError(f"strategy={path!r} resolves to a {type(value).__name__}, not a Strategy or a "
-                   "function select(state, modality, *, batch_size, coreset_size, key).")
+  raise ValueError(
+      f"strategy={path!r} resolves to a {type(value).__name__}, not a Strategy or a "
+      "function select(state, modality, *, batch_size, coreset_size, key)."
+  )

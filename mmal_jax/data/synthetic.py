@@ -35,6 +35,7 @@ syntax, but scores low on the groups until a few annotated pairs carry binding o
 Everything is deterministic from the seed and cached on disk as .npz, keyed by a hash of every
 generation parameter (`cache_dir`, else $MMAL_JAX_CACHE, else ~/.cache/mmal_jax).
 """
+
 import dataclasses
 import hashlib
 import itertools
@@ -53,9 +54,14 @@ from mmal_jax.data.pairs import ColorSwapSplits, DataError, Pairs
 GENERATOR_VERSION = 3
 
 COLORS = {
-    "red": (220, 35, 35), "pink": (250, 135, 200), "yellow": (240, 225, 40),
-    "green": (40, 185, 50), "blue": (45, 90, 240), "purple": (155, 50, 205),
-    "white": (240, 240, 240), "cyan": (40, 215, 225),
+    "red": (220, 35, 35),
+    "pink": (250, 135, 200),
+    "yellow": (240, 225, 40),
+    "green": (40, 185, 50),
+    "blue": (45, 90, 240),
+    "purple": (155, 50, 205),
+    "white": (240, 240, 240),
+    "cyan": (40, 215, 225),
 }
 SHAPES = ("circle", "square", "triangle", "diamond", "cross")
 # Object radius ranges, as fractions of the image side: small objects are ~4 px across at 32 px,
@@ -63,8 +69,12 @@ SHAPES = ("circle", "square", "triangle", "diamond", "cross")
 SIZES = {"small": (0.12, 0.14), "big": (0.18, 0.21)}
 # Dark named backgrounds, each >= 70 (RGB L2) from the others and >= 100 from every object color.
 BACKGROUNDS = {
-    "black": (12, 12, 12), "gray": (95, 95, 95), "maroon": (95, 15, 40), "navy": (15, 20, 100),
-    "teal": (10, 90, 80), "olive": (85, 85, 10),
+    "black": (12, 12, 12),
+    "gray": (95, 95, 95),
+    "maroon": (95, 15, 40),
+    "navy": (15, 20, 100),
+    "teal": (10, 90, 80),
+    "olive": (85, 85, 10),
 }
 
 # Object "a" is the left (horizontal) or top (vertical) one. Every caption names each object's
@@ -73,35 +83,54 @@ BACKGROUNDS = {
 # bind colors to shapes.
 _BG = " on a {bg} background"
 TEMPLATES = {
-    "horizontal": tuple(t + _BG for t in (
-        "a {za} {ca} {sa} to the left of a {zb} {cb} {sb}",
-        "a {zb} {cb} {sb} to the right of a {za} {ca} {sa}",
-        "a {za} {ca} {sa} and a {zb} {cb} {sb}",
-        "a {za} {ca} {sa} next to a {zb} {cb} {sb}",
-        "the {za} {sa} is {ca} and the {zb} {sb} is {cb}",
-    )),
-    "vertical": tuple(t + _BG for t in (
-        "a {za} {ca} {sa} above a {zb} {cb} {sb}",
-        "a {zb} {cb} {sb} below a {za} {ca} {sa}",
-        "a {za} {ca} {sa} and a {zb} {cb} {sb}",
-        "the {za} {sa} is {ca} and the {zb} {sb} is {cb}",
-    )),
+    "horizontal": tuple(
+        t + _BG
+        for t in (
+            "a {za} {ca} {sa} to the left of a {zb} {cb} {sb}",
+            "a {zb} {cb} {sb} to the right of a {za} {ca} {sa}",
+            "a {za} {ca} {sa} and a {zb} {cb} {sb}",
+            "a {za} {ca} {sa} next to a {zb} {cb} {sb}",
+            "the {za} {sa} is {ca} and the {zb} {sb} is {cb}",
+        )
+    ),
+    "vertical": tuple(
+        t + _BG
+        for t in (
+            "a {za} {ca} {sa} above a {zb} {cb} {sb}",
+            "a {zb} {cb} {sb} below a {za} {ca} {sa}",
+            "a {za} {ca} {sa} and a {zb} {cb} {sb}",
+            "the {za} {sa} is {ca} and the {zb} {sb} is {cb}",
+        )
+    ),
 }
-SINGLE_TEMPLATES = tuple(t + _BG for t in ("a {z} {c} {s}", "one {z} {c} {s}", "the {z} {s} is {c}"))
+SINGLE_TEMPLATES = tuple(
+    t + _BG for t in ("a {z} {c} {s}", "one {z} {c} {s}", "the {z} {s} is {c}")
+)
 # Colors in alphabetical order, shapes (with their sizes) too: the caption says nothing about which
 # color goes where.
-UNBOUND_TEMPLATES = tuple(t + _BG for t in (
-    "a {z1} {s1} and a {z2} {s2} colored {c1} and {c2}",
-    "{c1} and {c2} shapes a {z1} {s1} and a {z2} {s2}",
-))
+UNBOUND_TEMPLATES = tuple(
+    t + _BG
+    for t in (
+        "a {z1} {s1} and a {z2} {s2} colored {c1} and {c2}",
+        "{c1} and {c2} shapes a {z1} {s1} and a {z2} {s2}",
+    )
+)
 # Pretraining pairs that bind colors to places but not to shapes: two objects of one shape.
 SAME_SHAPE_TEMPLATES = {
-    "horizontal": tuple(t + _BG for t in (
-        "a {za} {ca} {sa} to the left of a {zb} {cb} {sb}",
-        "a {zb} {cb} {sb} to the right of a {za} {ca} {sa}")),
-    "vertical": tuple(t + _BG for t in (
-        "a {za} {ca} {sa} above a {zb} {cb} {sb}",
-        "a {zb} {cb} {sb} below a {za} {ca} {sa}")),
+    "horizontal": tuple(
+        t + _BG
+        for t in (
+            "a {za} {ca} {sa} to the left of a {zb} {cb} {sb}",
+            "a {zb} {cb} {sb} to the right of a {za} {ca} {sa}",
+        )
+    ),
+    "vertical": tuple(
+        t + _BG
+        for t in (
+            "a {za} {ca} {sa} above a {zb} {cb} {sb}",
+            "a {zb} {cb} {sb} below a {za} {ca} {sa}",
+        )
+    ),
 }
 
 # Pretraining pairs that bind colors to shapes in a syntax the group captions never use (the color
@@ -114,8 +143,13 @@ _NOISE_STD = 4.0
 
 def vocabulary() -> tuple[str, ...]:
   """Every word any caption of this module can contain, sorted: the embedded word vocabulary."""
-  templates = [*itertools.chain(*TEMPLATES.values()), *SINGLE_TEMPLATES, *UNBOUND_TEMPLATES,
-               *itertools.chain(*SAME_SHAPE_TEMPLATES.values()), *POSTFIX_TEMPLATES]
+  templates = [
+      *itertools.chain(*TEMPLATES.values()),
+      *SINGLE_TEMPLATES,
+      *UNBOUND_TEMPLATES,
+      *itertools.chain(*SAME_SHAPE_TEMPLATES.values()),
+      *POSTFIX_TEMPLATES,
+  ]
   words = set(COLORS) | set(SHAPES) | set(SIZES) | set(BACKGROUNDS)
   for template in templates:
     words |= {w for w in template.split() if not w.startswith("{")}
@@ -132,6 +166,7 @@ class Mix:
   vertical_fraction: share of scenes laid out top/bottom instead of left/right.
   test_zipf_exponent: exponent for the test groups (same ranking as the pool).
   """
+
   # 0.6 and 0.1: a perfect model could pseudo-align ~0.84 of the 1,400-item pool, one blind to
   # color-shape binding ~0.42 (experiments/regime_check.py computes both); at the previous 1.1 and
   # 0.15 over unnamed sizes and backgrounds these ceilings were 0.19 and 0.10.
@@ -143,14 +178,18 @@ class Mix:
   def __post_init__(self):
     for name in ("zipf_exponent", "test_zipf_exponent"):
       if not 0.0 <= getattr(self, name) <= 10.0:
-        raise DataError(f"synthetic mix {name}={getattr(self, name)} is out of range; use 0 (uniform)"
-                        " to 10 (almost all mass on one combination)")
+        raise DataError(
+            f"synthetic mix {name}={getattr(self, name)} is out of range; use 0 (uniform)"
+            " to 10 (almost all mass on one combination)"
+        )
     for name in ("near_duplicate_fraction", "vertical_fraction"):
       if not 0.0 <= getattr(self, name) <= 1.0:
         raise DataError(f"synthetic mix {name}={getattr(self, name)} must be a fraction in [0, 1]")
     if self.near_duplicate_fraction == 1.0:
-      raise DataError("synthetic mix near_duplicate_fraction=1 leaves no original groups to copy;"
-                      " use a value below 1")
+      raise DataError(
+          "synthetic mix near_duplicate_fraction=1 leaves no original groups to copy;"
+          " use a value below 1"
+      )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -167,9 +206,20 @@ def _shape_polygon(shape, cx, cy, r):
     return [(cx, cy - r), (cx + r, cy), (cx, cy + r), (cx - r, cy)]
   if shape == "cross":
     w = 0.36 * r
-    return [(cx - w, cy - r), (cx + w, cy - r), (cx + w, cy - w), (cx + r, cy - w),
-            (cx + r, cy + w), (cx + w, cy + w), (cx + w, cy + r), (cx - w, cy + r),
-            (cx - w, cy + w), (cx - r, cy + w), (cx - r, cy - w), (cx - w, cy - w)]
+    return [
+        (cx - w, cy - r),
+        (cx + w, cy - r),
+        (cx + w, cy - w),
+        (cx + r, cy - w),
+        (cx + r, cy + w),
+        (cx + w, cy + w),
+        (cx + w, cy + r),
+        (cx - w, cy + r),
+        (cx - w, cy + w),
+        (cx - r, cy + w),
+        (cx - r, cy - w),
+        (cx - w, cy - w),
+    ]
   raise AssertionError(shape)
 
 
@@ -191,7 +241,9 @@ def _render(scene, image_size):
       ImageDraw.Draw(mask).ellipse([cx - r, cy - r, cx + r, cy + r], fill=255)
     else:
       ImageDraw.Draw(mask).polygon(_shape_polygon(shape, cx, cy, r), fill=255)
-    alpha = np.asarray(mask.resize((image_size, image_size), Image.BOX), np.float32)[:, :, None] / 255
+    alpha = (
+        np.asarray(mask.resize((image_size, image_size), Image.BOX), np.float32)[:, :, None] / 255
+    )
     image = image * (1.0 - alpha) + np.asarray(rgb, np.float32) * alpha
   return np.clip(np.rint(image + noise), 0, 255).astype(np.uint8)
 
@@ -207,7 +259,9 @@ def _noise(rng, image_size):
 
 
 def _object_rgb(rng, color):
-  return tuple(int(v) for v in np.clip(np.asarray(COLORS[color]) + rng.integers(-10, 11, 3), 0, 255))
+  return tuple(
+      int(v) for v in np.clip(np.asarray(COLORS[color]) + rng.integers(-10, 11, 3), 0, 255)
+  )
 
 
 def _pick(rng, names):
@@ -222,8 +276,11 @@ def _pick(rng, names):
 def _combinations():
   """All (color_a, color_b, shape_a, shape_b) with two colors and two shapes, in a fixed order."""
   colors = sorted(COLORS)
-  return [(ca, cb, sa, sb) for ca, cb in itertools.permutations(colors, 2)
-          for sa, sb in itertools.permutations(SHAPES, 2)]
+  return [
+      (ca, cb, sa, sb)
+      for ca, cb in itertools.permutations(colors, 2)
+      for sa, sb in itertools.permutations(SHAPES, 2)
+  ]
 
 
 def _zipf_probs(n, exponent):
@@ -248,11 +305,16 @@ def _group_spec(rng, combo, mix, image_size):
   ca, cb = combo[:2]
   sizes = (_pick(rng, SIZES), _pick(rng, SIZES))
   bg = _pick(rng, BACKGROUNDS)
-  return dict(combo=combo, sizes=sizes, bg=bg, layout=layout,
-              template=templates[rng.integers(len(templates))],
-              geometry=_two_object_geometry(rng, layout, sizes),
-              background=_background(rng, image_size, bg),
-              rgb=(_object_rgb(rng, ca), _object_rgb(rng, cb)))
+  return dict(
+      combo=combo,
+      sizes=sizes,
+      bg=bg,
+      layout=layout,
+      template=templates[rng.integers(len(templates))],
+      geometry=_two_object_geometry(rng, layout, sizes),
+      background=_background(rng, image_size, bg),
+      rgb=(_object_rgb(rng, ca), _object_rgb(rng, cb)),
+  )
 
 
 def _format(template, spec, ca, cb):
@@ -283,12 +345,17 @@ def _distinct_captions(rng, specs):
 
 def _near_duplicate(rng, spec, image_size):
   """Same attributes, template and background colors; geometry jittered, new pixel noise."""
-  geometry = [(float(np.clip(cx + rng.uniform(-0.03, 0.03), 0.2, 0.8)),
-               float(np.clip(cy + rng.uniform(-0.03, 0.03), 0.2, 0.8)),
-               float(np.clip(r + rng.uniform(-0.01, 0.01), *SIZES[z])))
-              for (cx, cy, r), z in zip(spec["geometry"], spec["sizes"])]
-  return dict(spec, geometry=geometry,
-              background=(*spec["background"][:3], _noise(rng, image_size)))
+  geometry = [
+      (
+          float(np.clip(cx + rng.uniform(-0.03, 0.03), 0.2, 0.8)),
+          float(np.clip(cy + rng.uniform(-0.03, 0.03), 0.2, 0.8)),
+          float(np.clip(r + rng.uniform(-0.01, 0.01), *SIZES[z])),
+      )
+      for (cx, cy, r), z in zip(spec["geometry"], spec["sizes"])
+  ]
+  return dict(
+      spec, geometry=geometry, background=(*spec["background"][:3], _noise(rng, image_size))
+  )
 
 
 def _render_group(spec, image_size):
@@ -297,8 +364,9 @@ def _render_group(spec, image_size):
   out = []
   for (c1, c2), (rgb1, rgb2) in (((ca, cb), spec["rgb"]), ((cb, ca), spec["rgb"][::-1])):
     (xa, ya, ra), (xb, yb, rb) = spec["geometry"]
-    scene = dict(background=spec["background"],
-                 objects=[(sa, rgb1, xa, ya, ra), (sb, rgb2, xb, yb, rb)])
+    scene = dict(
+        background=spec["background"], objects=[(sa, rgb1, xa, ya, ra), (sb, rgb2, xb, yb, rb)]
+    )
     out.append((_render(scene, image_size), _format(spec["template"], spec, c1, c2)))
   return out
 
@@ -314,23 +382,37 @@ def _generate_colorswap_like(seed, num_train_groups, num_test_groups, image_size
   train_rng = np.random.default_rng([seed, 1])
   num_dups = int(round(mix.near_duplicate_fraction * num_train_groups))
   num_unique = num_train_groups - num_dups
-  picks = train_rng.choice(len(combos), size=num_unique, p=_zipf_probs(len(combos), mix.zipf_exponent))
+  picks = train_rng.choice(
+      len(combos), size=num_unique, p=_zipf_probs(len(combos), mix.zipf_exponent)
+  )
   specs = [_group_spec(train_rng, combos[ranking[k]], mix, image_size) for k in picks]
   # A stream of its own, so that the images and the test split stay exactly as drawn.
   specs = _distinct_captions(np.random.default_rng([seed, 4]), specs)
-  specs += [_near_duplicate(train_rng, specs[k], image_size) for k in train_rng.integers(num_unique, size=num_dups)]
+  specs += [
+      _near_duplicate(train_rng, specs[k], image_size)
+      for k in train_rng.integers(num_unique, size=num_dups)
+  ]
   specs = [specs[k] for k in train_rng.permutation(len(specs))]
 
   test_rng = np.random.default_rng([seed, 2])
-  picks = test_rng.choice(len(combos), size=num_test_groups,
-                          p=_zipf_probs(len(combos), mix.test_zipf_exponent))
+  picks = test_rng.choice(
+      len(combos), size=num_test_groups, p=_zipf_probs(len(combos), mix.test_zipf_exponent)
+  )
   test_specs = [_group_spec(test_rng, combos[ranking[k]], mix, image_size) for k in picks]
-  return ColorSwapSplits(train=_pairs_from_groups(specs, image_size),
-                         test=_pairs_from_groups(test_specs, image_size))
+  return ColorSwapSplits(
+      train=_pairs_from_groups(specs, image_size), test=_pairs_from_groups(test_specs, image_size)
+  )
 
 
-def colorswap_like(*, seed: int = 0, num_train_groups: int = 700, num_test_groups: int = 2000,
-                   image_size: int = 32, cache_dir=None, **mix) -> ColorSwapSplits:
+def colorswap_like(
+    *,
+    seed: int = 0,
+    num_train_groups: int = 700,
+    num_test_groups: int = 2000,
+    image_size: int = 32,
+    cache_dir=None,
+    **mix,
+) -> ColorSwapSplits:
   """The embedded ColorSwap-like dataset: train 2*num_train_groups pairs, test 2*num_test_groups.
 
   Images are uint8[N, image_size, image_size, 3]; pairs (2g, 2g+1) form group g. `mix` holds the
@@ -340,21 +422,40 @@ def colorswap_like(*, seed: int = 0, num_train_groups: int = 700, num_test_group
   """
   unknown = sorted(set(mix) - {f.name for f in dataclasses.fields(Mix)})
   if unknown:
-    raise DataError(f"unknown synthetic mix option(s) {unknown}; use any of "
-                    f"{[f.name for f in dataclasses.fields(Mix)]}")
+    raise DataError(
+        f"unknown synthetic mix option(s) {unknown}; use any of "
+        f"{[f.name for f in dataclasses.fields(Mix)]}"
+    )
   mix = Mix(**mix)
   _check_sizes(image_size, num_train_groups=num_train_groups, num_test_groups=num_test_groups)
-  params = dict(kind="colorswap_like", seed=seed, num_train_groups=num_train_groups,
-                num_test_groups=num_test_groups, image_size=image_size, mix=dataclasses.asdict(mix))
-  arrays = _cached(params, cache_dir, lambda: _splits_to_arrays(_generate_colorswap_like(
-      seed, num_train_groups, num_test_groups, image_size, mix)))
-  return ColorSwapSplits(train=Pairs(arrays["train_images"], tuple(arrays["train_texts"].tolist())),
-                         test=Pairs(arrays["test_images"], tuple(arrays["test_texts"].tolist())))
+  params = dict(
+      kind="colorswap_like",
+      seed=seed,
+      num_train_groups=num_train_groups,
+      num_test_groups=num_test_groups,
+      image_size=image_size,
+      mix=dataclasses.asdict(mix),
+  )
+  arrays = _cached(
+      params,
+      cache_dir,
+      lambda: _splits_to_arrays(
+          _generate_colorswap_like(seed, num_train_groups, num_test_groups, image_size, mix)
+      ),
+  )
+  return ColorSwapSplits(
+      train=Pairs(arrays["train_images"], tuple(arrays["train_texts"].tolist())),
+      test=Pairs(arrays["test_images"], tuple(arrays["test_texts"].tolist())),
+  )
 
 
 def _splits_to_arrays(splits):
-  return dict(train_images=splits.train.images, train_texts=np.asarray(splits.train.texts),
-              test_images=splits.test.images, test_texts=np.asarray(splits.test.texts))
+  return dict(
+      train_images=splits.train.images,
+      train_texts=np.asarray(splits.train.texts),
+      test_images=splits.test.images,
+      test_texts=np.asarray(splits.test.texts),
+  )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -390,39 +491,53 @@ def _pretraining_pair(rng, image_size, kind):
     flip = rng.random() < 0.5
 
     def caption(ca, cb):
-      first, second = ((sa, za, ca), (sb, zb, cb))[::-1 if flip else 1]
-      return template.format(sa=first[0], za=first[1], ca=first[2], sb=second[0], zb=second[1],
-                             cb=second[2], bg=bg)
+      first, second = ((sa, za, ca), (sb, zb, cb))[:: -1 if flip else 1]
+      return template.format(
+          sa=first[0], za=first[1], ca=first[2], sb=second[0], zb=second[1], cb=second[2], bg=bg
+      )
+
   else:
     sa, sb = rng.choice(SHAPES, size=2, replace=False).tolist()
     if kind == "one_color":  # Two objects of one color: full templates, nothing to bind.
       ca = cb = colors[rng.integers(len(colors))]
       templates = TEMPLATES[layout]
-      text = templates[rng.integers(len(templates))].format(ca=ca, sa=sa, za=za, cb=cb, sb=sb, zb=zb, bg=bg)
+      text = templates[rng.integers(len(templates))].format(
+          ca=ca, sa=sa, za=za, cb=cb, sb=sb, zb=zb, bg=bg
+      )
     elif kind == "prefix_noisy":  # Two colors under the group templates, assigned at random.
       ca, cb = rng.choice(colors, size=2, replace=False).tolist()
       templates = TEMPLATES[layout]
       named = (ca, cb) if rng.random() < 0.5 else (cb, ca)
       text = templates[rng.integers(len(templates))].format(
-          ca=named[0], sa=sa, za=za, cb=named[1], sb=sb, zb=zb, bg=bg)
+          ca=named[0], sa=sa, za=za, cb=named[1], sb=sb, zb=zb, bg=bg
+      )
     else:  # Two colors, named apart from the shapes.
       ca, cb = rng.choice(colors, size=2, replace=False).tolist()
       c1, c2 = sorted((ca, cb))
       (s1, z1), (s2, z2) = sorted(((sa, za), (sb, zb)))
       text = UNBOUND_TEMPLATES[rng.integers(len(UNBOUND_TEMPLATES))].format(
-          c1=c1, c2=c2, s1=s1, s2=s2, z1=z1, z2=z2, bg=bg)
+          c1=c1, c2=c2, s1=s1, s2=s2, z1=z1, z2=z2, bg=bg
+      )
     caption = lambda ca, cb: text  # pylint: disable=unnecessary-lambda-assignment
   (xa, ya, ra), (xb, yb, rb) = _two_object_geometry(rng, layout, sizes)
   rgb = (_object_rgb(rng, ca), _object_rgb(rng, cb))
   out = []
-  for (c1, c2), (rgb1, rgb2) in (((ca, cb), rgb), ((cb, ca), rgb[::-1]))[:2 if kind in SWAPPED_KINDS else 1]:
+  for (c1, c2), (rgb1, rgb2) in (((ca, cb), rgb), ((cb, ca), rgb[::-1]))[
+      : 2 if kind in SWAPPED_KINDS else 1
+  ]:
     scene = dict(background=background, objects=[(sa, rgb1, xa, ya, ra), (sb, rgb2, xb, yb, rb)])
     out.append((_render(scene, image_size), caption(c1, c2)))
   return out
 
 
-def pretraining_corpus(*, seed: int = 0, num_pairs: int = 20000, image_size: int = 32,
-                       kind_weights=(1.0, 1.0, 1.0, 0.0, 2.0, 2.0), cache_dir=None) -> Pairs:
+def pretraining_corpus(
+    *,
+    seed: int = 0,
+    num_pairs: int = 20000,
+    image_size: int = 32,
+    kind_weights=(1.0, 1.0, 1.0, 0.0, 2.0, 2.0),
+    cache_dir=None,
+) -> Pairs:
   """Pairs that teach colors, shapes, sizes, backgrounds and the templates but not color-shape
   binding in the syntax of the group captions.
 
@@ -443,10 +558,17 @@ def pretraining_corpus(*, seed: int = 0, num_pairs: int = 20000, image_size: int
     raise DataError(f"pretraining num_pairs={num_pairs} must be even (units of two pairs)")
   weights = np.asarray(kind_weights, np.float64)
   if weights.shape != (len(PRETRAINING_KINDS),) or (weights < 0).any() or weights.sum() <= 0:
-    raise DataError(f"pretraining kind_weights={kind_weights!r} must be {len(PRETRAINING_KINDS)}"
-                    f" non-negative numbers, not all 0, for {PRETRAINING_KINDS}")
-  params = dict(kind="pretraining", seed=seed, num_pairs=num_pairs, image_size=image_size,
-                kind_weights=[float(w) for w in weights])
+    raise DataError(
+        f"pretraining kind_weights={kind_weights!r} must be {len(PRETRAINING_KINDS)}"
+        f" non-negative numbers, not all 0, for {PRETRAINING_KINDS}"
+    )
+  params = dict(
+      kind="pretraining",
+      seed=seed,
+      num_pairs=num_pairs,
+      image_size=image_size,
+      kind_weights=[float(w) for w in weights],
+  )
 
   def build():
     rng = np.random.default_rng([seed, 3])
@@ -458,8 +580,9 @@ def pretraining_corpus(*, seed: int = 0, num_pairs: int = 20000, image_size: int
       if kind not in SWAPPED_KINDS:
         unit += _pretraining_pair(rng, image_size, kind)
       rendered += unit
-    return dict(images=np.stack([im for im, _ in rendered]),
-                texts=np.asarray([t for _, t in rendered]))
+    return dict(
+        images=np.stack([im for im, _ in rendered]), texts=np.asarray([t for _, t in rendered])
+    )
 
   arrays = _cached(params, cache_dir, build)
   return Pairs(images=arrays["images"], texts=tuple(arrays["texts"].tolist()))
@@ -471,15 +594,19 @@ def pretraining_corpus(*, seed: int = 0, num_pairs: int = 20000, image_size: int
 
 def _check_sizes(image_size, **counts):
   if not isinstance(image_size, (int, np.integer)) or not 8 <= image_size <= 1024:
-    raise DataError(f"synthetic image_size={image_size!r} must be an int in [8, 1024]; shapes are"
-                    " unreadable below 8 pixels")
+    raise DataError(
+        f"synthetic image_size={image_size!r} must be an int in [8, 1024]; shapes are"
+        " unreadable below 8 pixels"
+    )
   for name, value in counts.items():
     if not isinstance(value, (int, np.integer)) or value < 1:
       raise DataError(f"synthetic {name}={value!r} must be a positive int")
 
 
 def default_cache_dir() -> str:
-  return os.environ.get("MMAL_JAX_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "mmal_jax")
+  return os.environ.get("MMAL_JAX_CACHE") or os.path.join(
+      os.path.expanduser("~"), ".cache", "mmal_jax"
+  )
 
 
 def _cached(params, cache_dir, build):
@@ -500,6 +627,10 @@ def _cached(params, cache_dir, build):
     with files.atomic_write(path) as f:
       np.savez(f, **arrays)
   except OSError as e:  # Caching is only a speed-up: a read-only home must not stop a run.
-    logging.warning("Could not cache synthetic data in %s (%s); set $MMAL_JAX_CACHE to a writable"
-                    " directory to avoid regenerating it.", cache_dir, e)
+    logging.warning(
+        "Could not cache synthetic data in %s (%s); set $MMAL_JAX_CACHE to a writable"
+        " directory to avoid regenerating it.",
+        cache_dir,
+        e,
+    )
   return arrays
