@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 
-import jax
 import numpy as np
 import pytest
 
@@ -20,6 +19,7 @@ from mmal_jax import loop
 from mmal_jax.training import checkpoints
 from mmal_jax.training import train
 from configs import siglip_colorswap
+import run_helpers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGS = [
@@ -62,31 +62,11 @@ def _cli(workdir, cache):
   )
 
 
-def _one_error_line(proc):
-  lines = proc.stderr.strip().splitlines()
-  assert proc.returncode == 2, proc.stderr
-  assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
-  return lines[0]
-
-
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
   """An uninterrupted in-process run of the tiny config (3 rounds); its caches are where the CLI
   subprocesses look (as main.py sets them)."""
-  cache = tmp_path_factory.mktemp("cache")
-  saved = os.environ.get("MMAL_JAX_CACHE"), jax.config.jax_compilation_cache_dir
-  os.environ["MMAL_JAX_CACHE"] = str(cache)
-  jax.config.update("jax_compilation_cache_dir", str(cache / "jax"))
-  workdir = str(tmp_path_factory.mktemp("reference") / "run")
-  try:
-    records = loop.train_and_evaluate(_config(), workdir)
-    yield workdir, records, str(cache)
-  finally:
-    jax.config.update("jax_compilation_cache_dir", saved[1])
-    if saved[0] is None:
-      os.environ.pop("MMAL_JAX_CACHE")
-    else:
-      os.environ["MMAL_JAX_CACHE"] = saved[0]
+  yield from run_helpers.reference_run(tmp_path_factory, _config())
 
 
 def _holder(directory):
@@ -114,7 +94,7 @@ def test_second_process_refused_and_sigkilled_lock_does_not_block(reference, tmp
   before = sorted(os.listdir(workdir))
   holder = _holder(workdir)
   try:
-    line = _one_error_line(_cli(workdir, cache))
+    line = run_helpers.one_error_line(_cli(workdir, cache))
     assert "in use by another run" in line and f"process {holder.pid}" in line, line
     with pytest.raises(loop.ConfigError, match="in use by another run"):
       loop.train_and_evaluate(_config(), workdir)
@@ -194,7 +174,7 @@ def test_no_intact_checkpoint_is_one_line_naming_the_file(reference, tmp_path):
   for step in (len(records), len(records) - 1):
     _damage("missing", os.path.join(workdir, "checkpoints", str(step)))
   before = sorted(os.listdir(os.path.join(workdir, "checkpoints")))
-  line = _one_error_line(_cli(workdir, cache))
+  line = run_helpers.one_error_line(_cli(workdir, cache))
   newest = os.path.join(workdir, "checkpoints", str(len(records)), "state", "metadata")
   assert newest in line and "no older step is intact" in line, line
   assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == before
@@ -291,7 +271,7 @@ def test_disk_full_or_read_only_mid_run_then_rerun_resumes_identically(
         text=True,
         timeout=150,  # (a failed orbax save once left threads that hung the exit; main exits hard)
     )
-    line = _one_error_line(failing)
+    line = run_helpers.one_error_line(failing)
     why = "No space left on device" if how == "fill" else "Read-only file system"
     assert why in line and "cannot write round 1 of 'ours' seed 0" in line, line
     assert failing.stdout.count("rounds, ETA") == 1  # round 0 was saved

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 
-import jax
 import numpy as np
 import pytest
 
@@ -17,6 +16,7 @@ from mmal_jax import loop
 from mmal_jax.annotation import unaligned as unaligned_lib
 from mmal_jax.training import checkpoints
 from configs import siglip_colorswap
+import run_helpers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(
@@ -70,20 +70,7 @@ def _read_metrics(workdir):
 def reference(tmp_path_factory):
   """One uninterrupted in-process run of the tiny config; its data and compiled programs are
   cached where the CLI subprocesses of the other tests look for them (as main.py sets up)."""
-  cache = tmp_path_factory.mktemp("cache")
-  saved = os.environ.get("MMAL_JAX_CACHE"), jax.config.jax_compilation_cache_dir
-  os.environ["MMAL_JAX_CACHE"] = str(cache)
-  jax.config.update("jax_compilation_cache_dir", str(cache / "jax"))
-  workdir = str(tmp_path_factory.mktemp("reference") / "run")
-  try:
-    records = loop.train_and_evaluate(_tiny_config(), workdir)
-    yield workdir, records, str(cache)
-  finally:
-    jax.config.update("jax_compilation_cache_dir", saved[1])
-    if saved[0] is None:
-      os.environ.pop("MMAL_JAX_CACHE")
-    else:
-      os.environ["MMAL_JAX_CACHE"] = saved[0]
+  yield from run_helpers.reference_run(tmp_path_factory, _tiny_config())
 
 
 def test_uninterrupted_run(reference):

@@ -11,6 +11,7 @@ import pytest
 
 from mmal_jax import loop
 from configs import siglip_colorswap
+import run_helpers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = [
@@ -36,13 +37,6 @@ def _cli(*args, cache_dir, cwd=ROOT):
   )
 
 
-def _one_error_line(proc):
-  lines = proc.stderr.strip().splitlines()
-  assert proc.returncode == 2, proc.stderr
-  assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
-  return lines[0]
-
-
 @pytest.mark.parametrize(
     "args, words",
     [
@@ -57,7 +51,9 @@ def _one_error_line(proc):
 )
 def test_cli_bad_input(tmp_path, args, words):
   workdir = tmp_path / "run"
-  line = _one_error_line(_cli(*args, f"--workdir={workdir}", cache_dir=tmp_path / "cache"))
+  line = run_helpers.one_error_line(
+      _cli(*args, f"--workdir={workdir}", cache_dir=tmp_path / "cache")
+  )
   assert words in line
   assert not workdir.exists()
 
@@ -66,7 +62,7 @@ def test_config_loads_from_another_directory(tmp_path):
   # The strategy check runs after the config file is imported, so reaching it proves the import
   # (of configs/ building on mmal_jax.defaults) worked outside the repository root.
   config = os.path.join(ROOT, "configs", "siglip_colorswap.py")
-  line = _one_error_line(
+  line = run_helpers.one_error_line(
       _cli(
           f"--config={config}",
           "--config.strategies=ours,bogus",
