@@ -1,4 +1,5 @@
-"""The small two-tower config shared by the model, checkpoint and training tests."""
+"""Small models shared by the tests: a two-tower config (model, checkpoint and training tests) and a
+SentencePiece model trained on a few captions (tokenizer and README tests)."""
 
 import ml_collections
 
@@ -16,3 +17,30 @@ def small_config(**kw):
   )
   cfg.update(kw)
   return ml_collections.ConfigDict(cfg)
+
+
+def train_sentencepiece(directory):
+  """Trains a 40-piece unigram SentencePiece model in `directory` (a pathlib.Path); returns the
+  path of its .model file. Ids as in big_vision's c4_en vocabulary: pad=0, eos=1, unk=2."""
+  import sentencepiece  # pylint: disable=g-import-not-at-top  # only the tests that need it
+
+  lines = [
+      "a red cube to the left of a blue ball",
+      "a blue cube to the left of a red ball",
+      "the green circle is above the yellow square",
+      "two small dogs play on the grass",
+      "a cat sleeps next to a red chair",
+  ] * 4
+  (directory / "corpus.txt").write_text("\n".join(lines) + "\n")
+  sentencepiece.SentencePieceTrainer.train(
+      input=str(directory / "corpus.txt"),
+      model_prefix=str(directory / "sp"),
+      vocab_size=40,
+      model_type="unigram",
+      pad_id=0,
+      eos_id=1,
+      unk_id=2,
+      bos_id=-1,
+      minloglevel=2,
+  )
+  return str(directory / "sp.model")

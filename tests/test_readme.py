@@ -20,6 +20,7 @@ import pytest
 from mmal_jax import experiment
 from mmal_jax import loop
 from mmal_jax import main
+import small_models
 import test_coco_reader
 import test_colorswap_reader
 
@@ -104,27 +105,8 @@ def cache(tmp_path_factory):
 
 
 def _sp_model(directory):
-  sentencepiece = pytest.importorskip("sentencepiece")
-  lines = [
-      "a red cube to the left of a blue ball",
-      "a blue cube to the left of a red ball",
-      "the green circle is above the yellow square",
-      "two small dogs play on the grass",
-      "a cat sleeps next to a red chair",
-  ] * 4
-  (directory / "corpus.txt").write_text("\n".join(lines) + "\n")
-  sentencepiece.SentencePieceTrainer.train(
-      input=str(directory / "corpus.txt"),
-      model_prefix=str(directory / "sp"),
-      vocab_size=40,
-      model_type="unigram",
-      pad_id=0,
-      eos_id=1,
-      unk_id=2,
-      bos_id=-1,
-      minloglevel=2,
-  )
-  return str(directory / "sp.model")
+  pytest.importorskip("sentencepiece")
+  return small_models.train_sentencepiece(directory)
 
 
 @pytest.mark.parametrize("args", COMMANDS, ids=[" ".join(c)[:80] for c in COMMANDS])

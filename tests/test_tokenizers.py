@@ -5,6 +5,7 @@ import pytest
 import sentencepiece
 
 from mmal_jax.pp import tokenizers
+import small_models
 
 
 def test_word_tokenizer_ids_by_hand():
@@ -43,28 +44,7 @@ def test_bad_arguments_raise(make, match):
 
 @pytest.fixture(scope="module")
 def sp_model(tmp_path_factory):
-  d = tmp_path_factory.mktemp("sp")
-  lines = [
-      "a red cube to the left of a blue ball",
-      "a blue cube to the left of a red ball",
-      "the green circle is above the yellow square",
-      "two small dogs play on the grass",
-      "a cat sleeps next to a red chair",
-  ] * 4
-  (d / "corpus.txt").write_text("\n".join(lines) + "\n")
-  # Ids as in big_vision's c4_en vocabulary: pad=0, eos=1, unk=2.
-  sentencepiece.SentencePieceTrainer.train(
-      input=str(d / "corpus.txt"),
-      model_prefix=str(d / "sp"),
-      vocab_size=40,
-      model_type="unigram",
-      pad_id=0,
-      eos_id=1,
-      unk_id=2,
-      bos_id=-1,
-      minloglevel=2,
-  )
-  return str(d / "sp.model")
+  return small_models.train_sentencepiece(tmp_path_factory.mktemp("sp"))
 
 
 def test_sentencepiece_matches_processor_with_sticky_eos(sp_model):
