@@ -6,6 +6,17 @@ import jax
 
 from mmal_jax import loop
 
+# The tiny run every CLI test appends to the default config: a 40-pair pool, 2 rounds of 4, 1 epoch.
+TINY_FLAGS = [
+    "--config.data.num_train_groups=20",
+    "--config.data.num_test_groups=4",
+    "--config.per_round=4",
+    "--config.rounds=2",
+    "--config.coreset_size=8",
+    "--config.train.epochs=1",
+    "--config.train.batch_size=8",
+]
+
 
 def one_error_line(proc):
   """The one `error: ...` line of a CLI process that must have failed with exit status 2."""

@@ -29,13 +29,7 @@ TINY = dict(
     batch_size=8,
 )
 FLAGS = [
-    "--config.data.num_train_groups=20",
-    "--config.data.num_test_groups=4",
-    "--config.per_round=4",
-    "--config.rounds=2",
-    "--config.coreset_size=8",
-    "--config.train.epochs=1",
-    "--config.train.batch_size=8",
+    *run_helpers.TINY_FLAGS,
     "--config.embed_batch_size=32",
     "--config.strategies=('ours','random')",
 ]

@@ -14,15 +14,7 @@ from configs import siglip_colorswap
 import run_helpers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = [
-    "--config.data.num_train_groups=20",
-    "--config.data.num_test_groups=4",
-    "--config.per_round=4",
-    "--config.rounds=2",
-    "--config.coreset_size=8",
-    "--config.train.epochs=1",
-    "--config.train.batch_size=8",
-]
+TINY = run_helpers.TINY_FLAGS
 
 
 def _cli(*args, cache_dir, cwd=ROOT):
