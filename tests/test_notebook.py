@@ -3,10 +3,13 @@ outputs."""
 
 import json
 import os
+import subprocess
 import sys
+import types
 
 import nbclient
 import nbformat
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOK = os.path.join(ROOT, "notebooks", "quickstart.ipynb")
@@ -52,3 +55,38 @@ def test_the_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
       nb, timeout=600, kernel_name="mmal_jax_test", resources={"metadata": {"path": str(tmp_path)}}
   )
   client.execute()  # raises CellExecutionError (the failing cell's source and traceback)
+
+
+def _install_cell():
+  nb = nbformat.read(NOTEBOOK, as_version=4)
+  return next(c.source for c in nb.cells if c.cell_type == "code")
+
+
+def test_the_install_cell_in_colab_installs_the_given_source_or_the_uploaded_wheel(
+    tmp_path, monkeypatch
+):
+  """The first cell, run as Colab runs it (google.colab importable, cwd holding the uploads), with
+  pip replaced by a recorder: SOURCE wins; else the last uploaded wheel by name; else one clear
+  error."""
+  calls = []
+  monkeypatch.setattr(subprocess, "run", lambda args, check: calls.append(args[-1]))
+  monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+  monkeypatch.chdir(tmp_path)
+  source = _install_cell()
+  with pytest.raises(RuntimeError, match="set SOURCE .* or upload mmal_jax-"):
+    exec(source, {})  # pylint: disable=exec-used
+  assert calls == []
+  for name in ("mmal_jax-0.1.0-py3-none-any.whl", "mmal_jax-0.2.0-py3-none-any.whl"):
+    (tmp_path / name).write_bytes(b"")
+  exec(source, {})  # pylint: disable=exec-used
+  url = "git+https://example.org/me/mmal_jax.git"
+  exec(source.replace('SOURCE = ""', f'SOURCE = "{url}"'), {})  # pylint: disable=exec-used
+  assert calls == ["mmal_jax-0.2.0-py3-none-any.whl", url]
+
+
+def test_the_install_cell_does_nothing_outside_colab(monkeypatch):
+  calls = []
+  monkeypatch.setattr(subprocess, "run", lambda *a, **k: calls.append(a))
+  monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+  exec(_install_cell(), {})  # pylint: disable=exec-used
+  assert calls == []
