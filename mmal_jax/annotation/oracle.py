@@ -13,7 +13,7 @@ The run's whole query log is an `Answers` too, so a resumed run rebuilds the sam
 """
 
 import dataclasses
-from typing import Protocol
+from typing import Optional, Protocol
 
 import numpy as np
 
@@ -31,12 +31,16 @@ class Queries:
     item: int64[P], the candidates' item ids in their modality.
     budget: int, the queries to pay for (P >= budget leaves spares for revealed candidates).
     acquisition_seconds: float, the time the selection took (for the record).
+    candidates: optional int64[P, k], the model's suggestions for each candidate's partner (item
+      ids in the other modality, best first, -1 padding): shown to a human annotator, ignored by
+      the simulated one.
   """
 
   modality: np.ndarray
   item: np.ndarray
   budget: int
   acquisition_seconds: float = 0.0
+  candidates: Optional[np.ndarray] = None
 
 
 @dataclasses.dataclass(frozen=True)
