@@ -1,4 +1,5 @@
-"""Evaluation: ColorSwap text/image/group scores, GroupMatch, recall@1, margin analysis.
+"""Evaluation: ColorSwap text/image/group scores, GroupMatch, recall@1, zero-shot classification,
+margin analysis.
 
 All functions take L2-normalized embeddings (or a similarity tensor) and return Python floats.
 Scores only compare similarities, so the inner product <zimg, ztxt> gives the same answers as
@@ -9,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mmal_jax.data.pairs import ColorSwapGroups
+from mmal_jax.data.pairs import ColorSwapGroups, LabeledPairs
 
 
 @jax.jit
@@ -152,20 +153,64 @@ def margin_analysis(zimg, ztxt, img_partner, txt_partner):
   )
 
 
+def class_embeddings(zprompts):
+  """np.float32[C, D]: each class's prompt-ensemble embedding, the L2-normalized mean of its
+  prompts' embeddings (CLIP's prompt ensembling). zprompts: C arrays f[P_c >= 1, D]."""
+  mean = np.stack([np.asarray(z, np.float64).mean(0) for z in zprompts])
+  return (mean / np.linalg.norm(mean, axis=1, keepdims=True)).astype(np.float32)
+
+
+def zero_shot(zimg, zclasses, present) -> float:
+  """Zero-shot accuracy: the share of images whose most similar class embedding is a class they
+  show (an image showing two colors is right when either is its top class).
+
+  Args: zimg f[N, D], zclasses f[C, D], present bool[N, C] (at least one True per row).
+  """
+  zimg, zclasses = np.asarray(zimg, np.float32), np.asarray(zclasses, np.float32)
+  present = np.asarray(present, bool)
+  if present.shape != (len(zimg), len(zclasses)) or not present.any(1).all():
+    raise ValueError(
+        f"zero_shot wants present bool[{len(zimg)}, {len(zclasses)}] with a class per image, got "
+        f"{present.shape}"
+    )
+  best = np.asarray(jnp.argmax(jnp.asarray(zimg) @ jnp.asarray(zclasses).T, axis=1))
+  return float(present[np.arange(len(zimg)), best].mean())
+
+
+def prompt_texts(test):
+  """Every prompt of a `LabeledPairs` split in a fixed order (attribute, class, prompt), which
+  `split_scores` reads its `zprompts` embeddings in; () for other splits."""
+  if not isinstance(test, LabeledPairs):
+    return ()
+  return tuple(p for a in test.labels for per_class in test.prompts[a] for p in per_class)
+
+
 def headline(test) -> str:
   """The score the loop reports first for a test split: "group" for ColorSwapGroups, else "i2t"."""
   return "group" if isinstance(test, ColorSwapGroups) else "i2t"
 
 
-def split_scores(test, zimg, ztxt) -> dict:
+def split_scores(test, zimg, ztxt, zprompts=None) -> dict:
   """Scores of a test split, chosen by what it is (never by the dataset's name).
 
   Args:
     test: the test `Pairs`; a `ColorSwapGroups` (pairs 2g, 2g+1 form group g) is scored by
-      `colorswap_scores`, any other `Pairs` by retrieval `recall_at_1`.
+      `colorswap_scores`, any other `Pairs` by retrieval `recall_at_1`, and a `LabeledPairs` also
+      by `zero_shot` accuracy per attribute.
     zimg, ztxt: f[N, D] embeddings of its images and captions, in its order.
-  Returns: dict(text=, image=, group=, groupmatch=) or dict(i2t=, t2i=).
+    zprompts: for a `LabeledPairs`, f[P, D] embeddings of `prompt_texts(test)`, in that order.
+  Returns: dict(text=, image=, group=, groupmatch=) or dict(i2t=, t2i=), plus
+    zeroshot_<attribute>= for a `LabeledPairs`.
   """
   if isinstance(test, ColorSwapGroups):
     return colorswap_scores(colorswap_similarity(zimg, ztxt))
-  return recall_at_1(zimg, ztxt)
+  scores = recall_at_1(zimg, ztxt)
+  if isinstance(test, LabeledPairs):
+    start = 0
+    for attribute, present in test.labels.items():
+      sizes = [len(per_class) for per_class in test.prompts[attribute]]
+      bounds = start + np.cumsum([0] + sizes)
+      zclasses = class_embeddings([zprompts[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:])])
+      scores[f"zeroshot_{attribute}"] = zero_shot(zimg, zclasses, present)
+      start = int(bounds[-1])
+  return scores

@@ -47,8 +47,10 @@ class Experiment:
     config: the checked config; config_json: its canonical JSON (what config.json holds).
     model, pretrained: the two-tower module and its pretrained params (host arrays).
     prep: model-input preprocessing (images -> f32 in [-1, 1], captions -> int32 tokens).
-    pool: the paired pool the learner sees unaligned; pool_tokens: int32[N, L], its tokens.
-    source: the pool as a random-access `Source`, which the loop reads items through.
+    pool: the paired pool the learner sees unaligned; pool_tokens: int32[N, L], its tokens; both
+      None for a stream read from shards (data.name "webdataset").
+    source: the pool as a random-access `Source`, which the loop reads items through; for a
+      stream read from shards, the `WebDataset` (read in order, one buffer a round).
     test: the test split (`ColorSwapGroups` or `Pairs`); test_tokens: int32[N_test, L].
     mesh: the data-parallel device mesh of training and embedding.
     query_modality: None, "random" or a modality index (config.query_modality resolved).
@@ -60,14 +62,19 @@ class Experiment:
   model: two_towers.Model
   pretrained: dict
   prep: preprocess.Preprocessor
-  pool: Pairs
-  pool_tokens: np.ndarray
+  pool: Optional[Pairs]
+  pool_tokens: Optional[np.ndarray]
   source: Source
   test: Pairs
   test_tokens: np.ndarray
   mesh: jax.sharding.Mesh
   query_modality: Optional[Union[str, int]]
   runs: tuple
+
+  @property
+  def streamed(self) -> bool:
+    """Whether the pool is a stream read in order from shards (loop: the streaming rounds)."""
+    return self.pool is None
 
   @property
   def headline(self) -> str:
@@ -133,6 +140,12 @@ def check_config(config):
         f"config.stream.buffer_size={config.stream.buffer_size} < "
         f"config.coreset_size={config.coreset_size}: a buffer must hold at least one "
         "coreset"
+    )
+  initialization = config.model.get("initialization", "pretrained")
+  if initialization not in ("pretrained", "scratch"):
+    raise ConfigError(
+        f"config.model.initialization={initialization!r} is not known; use 'pretrained' (load "
+        "config.model.init) or 'scratch' (random)"
     )
   query_modality = config.get("query_modality", "auto")
   if query_modality not in QUERY_MODALITIES:
@@ -203,6 +216,8 @@ def load_model(model_config):
     )
   except ValueError as e:
     raise ConfigError(f"config.model: {e}") from None
+  if model_config.get("initialization", "pretrained") == "scratch":  # random, from PRNGKey(0)
+    return model, jax.device_get(models.init_params(model, model_config, jax.random.PRNGKey(0)))
   try:
     pretrained = two_towers.load(init, model_config.init, model_config)
   except Exception as e:  # pylint: disable=broad-except  # any unreadable file is bad input here
@@ -229,7 +244,14 @@ def setup(config, workdir: Optional[str] = None) -> Experiment:
     pool, test = load_dataset(config.data, image_size=prep.image_size)
   except ValueError as e:
     raise ConfigError(str(e)) from None
-  check_budget(config, len(pool))
+  streamed = not isinstance(pool, Pairs)  # a stream read in order from shards
+  if streamed and not config.stream.buffer_size:
+    raise ConfigError(
+        f"config.data.name={config.data.name!r} is a stream read in order from shards; set "
+        "config.stream.buffer_size (e.g. 2048)"
+    )
+  if not streamed:
+    check_budget(config, len(pool))
   model, pretrained = load_model(config.model)
   runs = tuple((s, seed) for s in strategies_of(config) for seed in config.seeds)
   return Experiment(
@@ -238,9 +260,9 @@ def setup(config, workdir: Optional[str] = None) -> Experiment:
       model=model,
       pretrained=pretrained,
       prep=prep,
-      pool=pool,
-      pool_tokens=np.asarray(prep.texts(pool.texts)),
-      source=InMemory(pool),
+      pool=None if streamed else pool,
+      pool_tokens=None if streamed else np.asarray(prep.texts(pool.texts)),
+      source=pool if streamed else InMemory(pool),
       test=test,
       test_tokens=np.asarray(prep.texts(test.texts)),
       mesh=mesh,

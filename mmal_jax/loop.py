@@ -12,13 +12,24 @@ model; every later round is two steps:
 whole after each round (`save` / `restore`, orbax), so a killed run continues where it stopped with
 identical results: all randomness is derived from (seed, round) with fold_in, never carried in a
 generator.
+
+A stream read in order from shards (config.data.name "webdataset": DataComp, `exp.streamed`) runs
+the same rounds through `_stream_start` / `_stream_round` instead, in memory that does not grow
+with the stream: round r reads buffer r - 1 (config.stream.buffer_size pairs, next in shard order)
+and sees its images and texts unaligned; "ours" measures coverage against the last
+config.stream.annotated_window pairs bought (0: all of them), whose data alone is kept; with
+config.stream.continue_training each round trains from the previous round's params on its own new
+pairs only (the paper's DataComp run: one epoch of batch 512 per buffer, from scratch with
+config.model.initialization="scratch"; AdamW moments restart each round), else from the initial
+params on the whole window. Evaluation is on the held-out split only (no margin analysis). A
+resumed run re-reads the stream up to the saved round to refill the window.
 """
 
 import contextlib
 import dataclasses
 import os
 import time
-from typing import Optional
+from typing import Iterator, Optional
 
 import jax
 import numpy as np
@@ -431,7 +442,7 @@ def restore(exp: Experiment, ckpt: checkpoints.Checkpointer, *, report=None) -> 
           f"move {os.path.dirname(ckpt.step_path(bad))} away to start the runs over"
       )
     return None
-  if state.round == exp.config.rounds:  # the run is over: the next one starts afresh
+  if state.round == exp.config.rounds or exp.streamed:  # over, or a stream (reopened lazily)
     return state
   world = _world(exp, exp.runs[state.run_index][1])
   return dataclasses.replace(
@@ -534,12 +545,15 @@ def _drive(exp, workdir, writer, ckpt):
         f"{os.path.join(workdir, 'summary.md')}"
     )
     return list(state.records)
-  began, rounds_here = time.perf_counter(), 0
+  began, rounds_here, stream = time.perf_counter(), 0, None
   while state is None or len(state.records) < total:
     if state is None or state.round == config.rounds:
-      state = start(
+      state = (_stream_start if exp.streamed else start)(
           exp, 0 if state is None else state.run_index + 1, () if state is None else state.records
       )
+      stream = None
+    elif exp.streamed:
+      state, stream = _stream_round(exp, state, stream)
     else:
       queries = propose(exp, state)
       answers = simulated_annotator(exp, state).answer(queries)
@@ -560,3 +574,236 @@ def _drive(exp, workdir, writer, ckpt):
       "tensorboard/ there"
   )
   return list(state.records)
+
+
+# ------------------------------------------------------------------------------------------------
+# Streams read in order from shards (exp.streamed; see the module docstring's last paragraph).
+
+
+@dataclasses.dataclass(frozen=True)
+class _Stream:
+  """A streamed run's reader: the buffers still to come and the annotated window's data.
+
+  buffers: iterator over exp.source.buffers(buffer_size), at the next round's buffer.
+  positions: int64[K], the stream positions of the window's pairs (oldest first); images:
+    uint8[K, S, S, 3] and tokens: int32[K, L], their data.
+  """
+
+  buffers: Iterator
+  positions: np.ndarray
+  images: np.ndarray
+  tokens: np.ndarray
+
+
+def _initial_params(exp, seed):
+  """Round 0's params: the pretrained ones, or (model.initialization "scratch") random ones drawn
+  from PRNGKey(seed)."""
+  if exp.config.model.get("initialization", "pretrained") != "scratch":
+    return exp.pretrained
+  return jax.device_get(models.init_params(exp.model, exp.config.model, jax.random.PRNGKey(seed)))
+
+
+def _buffer_view(exp, seed, b):
+  """The learner's unaligned view of buffer b (0-based) of a run with `seed`."""
+  view_seed = int(np.random.SeedSequence([seed, b]).generate_state(1)[0])
+  return unaligned_lib.make_unaligned(exp.config.stream.buffer_size, seed=view_seed)
+
+
+def _next_buffer(exp, buffers, b):
+  size, rounds = exp.config.stream.buffer_size, exp.config.rounds
+  block = next(buffers, None)
+  if block is None or len(block) < size:
+    read = b * size + (0 if block is None else len(block))
+    skipped = sum(exp.source.skipped.values())
+    raise RunError(
+        f"the stream {exp.source.pattern} ended after {read} usable pairs ({skipped} samples "
+        f"skipped), but config.rounds={rounds} buffers of {size} need {rounds * size}; lower "
+        "config.rounds or add shards"
+    )
+  return block
+
+
+def _window_positions(exp, seed, log):
+  """int64[K]: the stream positions of the pairs bought in `log` (global item ids: buffer b's
+  item i is b * buffer_size + i), in query order."""
+  size = exp.config.stream.buffer_size
+  b, local = np.divmod(log.pairs()[IMAGE], size)
+  out = np.zeros(len(b), np.int64)
+  for k in np.unique(b).tolist():
+    out[b == k] = k * size + _buffer_view(exp, seed, k).rows[IMAGE][local[b == k]]
+  return out
+
+
+def _open_stream(exp, seed, log, rounds_read):
+  """The reader of a run that has read `rounds_read` buffers, its window refilled from them."""
+  size = exp.config.stream.buffer_size
+  buffers = iter(exp.source.buffers(size))
+  positions = _window_positions(exp, seed, log)
+  s, length = exp.prep.image_size, exp.config.model.text.max_len
+  images = np.zeros((len(positions), s, s, 3), np.uint8)
+  tokens = np.zeros((len(positions), length), np.int32)
+  for b in range(rounds_read):
+    block = _next_buffer(exp, buffers, b)
+    hit = positions // size == b
+    rows = positions[hit] % size
+    images[hit] = block.images[rows]
+    tokens[hit] = exp.prep.texts([block.texts[r] for r in rows.tolist()])
+  return _Stream(buffers, positions, images, tokens)
+
+
+def _embed_data(exp, params, modality, data):
+  """np.float32[len(data), D]: embeddings of uint8 images or int32 tokens, _CHUNK at a time."""
+  out = [np.zeros((0, models.embed_dim(exp.config.model)), np.float32)]
+  batch = exp.config.embed_batch_size
+  for start in range(0, len(data), _CHUNK):
+    sub = data[start : start + _CHUNK]
+    if modality == IMAGE:
+      sub = exp.prep.images(sub)
+      out.append(embeddings.embed_images(exp.model, params, sub, batch_size=batch, mesh=exp.mesh))
+    else:
+      out.append(embeddings.embed_texts(exp.model, params, sub, batch_size=batch, mesh=exp.mesh))
+  return np.concatenate(out)
+
+
+def _stream_scores(exp, params):
+  """Held-out scores of `params` (recall@1, and zero-shot accuracies for a `LabeledPairs`)."""
+  zimg = _embed_data(exp, params, IMAGE, exp.test.images)
+  ztxt = _embed_data(exp, params, TEXT, exp.test_tokens)
+  prompts = evaluation.prompt_texts(exp.test)
+  zprompts = (
+      _embed_data(exp, params, TEXT, np.asarray(exp.prep.texts(prompts))) if prompts else None
+  )
+  return evaluation.split_scores(exp.test, zimg, ztxt, zprompts), zimg
+
+
+def _stream_record(exp, state, spent, pairs, **extra):
+  strategy, seed = exp.runs[state.run_index]
+  scores, zimg = _stream_scores(exp, state.params)
+  config = exp.config
+  record = dict(
+      strategy=strategy,
+      seed=seed,
+      round=state.round,
+      num_queried=spent,
+      num_pairs=pairs,
+      percent_annotated=100.0 * spent / (config.rounds * config.stream.buffer_size),
+      **extra,
+      **scores,
+  )
+  return dataclasses.replace(state, records=state.records + (record,)), zimg
+
+
+def _stream_start(exp, run_index, records=()):
+  """Round 0 of a streamed run: the initial model, evaluated; nothing read from the stream."""
+  state = RunState(
+      run_index=run_index,
+      round=0,
+      params=_initial_params(exp, exp.runs[run_index][1]),
+      log=Answers.empty(),
+      records=tuple(records),
+  )
+  state, _ = _stream_record(
+      exp, state, 0, 0, modality="none", acquisition_seconds=0.0, training_seconds=0.0
+  )
+  return state
+
+
+def _stream_round(exp, state, stream):
+  """Round state.round + 1 of a streamed run: read its buffer, select, buy, train, evaluate.
+  Returns (the next state, the reader at the next buffer); raises Diverged as `learn`."""
+  name, seed = exp.runs[state.run_index]
+  strategy = acquisition.as_strategy(name)
+  config, rnd = exp.config, state.round + 1
+  size, window = config.stream.buffer_size, config.stream.get("annotated_window", 0)
+  stream = stream or _open_stream(exp, seed, state.log, state.round)
+  block = _next_buffer(exp, stream.buffers, rnd - 1)
+  view = _buffer_view(exp, seed, rnd - 1)
+  tokens = np.asarray(exp.prep.texts(block.texts))
+  data = (block.images, tokens)
+  pools = [_embed_data(exp, state.params, m, data[m][view.rows[m][view.order[m]]]) for m in (0, 1)]
+  annotated = [_embed_data(exp, state.params, m, (stream.images, stream.tokens)[m]) for m in (0, 1)]
+  select_key, train_key = _keys(seed, rnd)
+  picks = acquisition.picks_for_budget(
+      strategy, config.per_round, [size, size], modality=exp.query_modality
+  )
+  begin = time.perf_counter()
+  selection = acquisition.select(
+      strategy,
+      pools,
+      annotated,
+      batch_size=picks,
+      coreset_size=max(config.coreset_size, picks),
+      key=select_key,
+      metric=config.metric,
+      modality=exp.query_modality,
+  )
+  acquisition_seconds = time.perf_counter() - begin
+  modality, index = np.asarray(selection.modality), np.asarray(selection.index)
+  queries = Queries(
+      modality=modality.astype(np.int64),
+      item=np.where(modality == IMAGE, view.order[IMAGE][index], view.order[TEXT][index]),
+      budget=config.per_round,
+  )
+  answers = Oracle(view.partner).answer(queries)
+  rows = view.rows[IMAGE][answers.pairs()[IMAGE]]
+  offset = (rnd - 1) * size
+  stream = _Stream(
+      stream.buffers,
+      *(
+          np.concatenate([old, new])[-window:] if window else np.concatenate([old, new])
+          for old, new in (
+              (stream.positions, offset + rows),
+              (stream.images, block.images[rows]),
+              (stream.tokens, tokens[rows]),
+          )
+      ),
+  )
+  log = state.log.concat(
+      Answers(
+          answers.modality,
+          answers.item + offset,
+          np.where(answers.partner >= 0, answers.partner + offset, -1),
+      )
+  )
+  log = Answers(*(getattr(log, k)[log.partner >= 0] for k in ("modality", "item", "partner")))
+  if window:
+    log = Answers(*(getattr(log, k)[-window:] for k in ("modality", "item", "partner")))
+  if config.stream.get("continue_training", False):
+    init, images, texts = state.params, block.images[rows], tokens[rows]
+  else:
+    init, images, texts = _initial_params(exp, seed), stream.images, stream.tokens
+  begin = time.perf_counter()
+  try:
+    params, _ = train.fit(
+        exp.model,
+        init,
+        exp.prep.images(images),
+        texts,
+        config.train,
+        key=train_key,
+        loss=config.model.loss,
+        lock_image=config.model.lock_image,
+        mesh=exp.mesh,
+    )
+  except train.Diverged as e:
+    raise Diverged(
+        f"training diverged in round {rnd} of strategy {name!r}, seed {seed} ({len(rows)} new "
+        f"pairs): {e}; round {state.round} is the last good state"
+    ) from None
+  previous = state.records[-1]
+  state, zimg = _stream_record(
+      exp,
+      RunState(state.run_index, rnd, jax.device_get(params), log, state.records),
+      previous["num_queried"] + len(answers),
+      previous["num_pairs"] + len(rows),
+      modality=answers.modalities(),
+      acquisition_seconds=acquisition_seconds,
+      training_seconds=time.perf_counter() - begin,
+  )
+  if not np.isfinite(zimg).all():
+    raise Diverged(
+        f"training diverged in round {rnd} of strategy {name!r}, seed {seed}: the trained model "
+        "embeds the held-out images as NaN or inf; lower --config.train.learning_rate; round "
+        f"{rnd - 1} is the last good state"
+    )
+  return state, stream

@@ -8,6 +8,9 @@ defaults: `load_dataset` passes the fields of `config.data` that the reader take
   colorswap: `colorswap.load_colorswap` (path: official JSON release dir or Hugging Face parquet).
   coco: `coco.load_coco` (root, format "json" | "tfds", pool_split, test_split, max_pool_items,
     max_test_items).
+  webdataset: `webdataset.load_webdataset` (shards, test_shards: brace patterns of img2dataset tar
+    shards); the pool comes back as a `WebDataset` stream (a `Shards`), read in order by the
+    streaming loop, the test split in memory (`LabeledPairs` when it has zero-shot prompts).
 The test split of a ColorSwap-style dataset comes back as `ColorSwapGroups` (scored by group), a
 retrieval test split as plain `Pairs` (scored by recall@1). The real readers are imported only
 when asked for, so that the embedded default works without their optional dependencies.
@@ -15,7 +18,8 @@ when asked for, so that the embedded default works without their optional depend
 
 import inspect
 
-from mmal_jax.data.pairs import ColorSwapGroups, ColorSwapSplits, DataError, InMemory, Pairs
+from mmal_jax.data.pairs import ColorSwapGroups, ColorSwapSplits, DataError, InMemory, LabeledPairs
+from mmal_jax.data.pairs import Pairs
 from mmal_jax.data.pairs import Shards, Source
 
 __all__ = [
@@ -23,6 +27,7 @@ __all__ = [
     "ColorSwapSplits",
     "DataError",
     "InMemory",
+    "LabeledPairs",
     "Pairs",
     "Shards",
     "Source",
@@ -30,8 +35,10 @@ __all__ = [
     "DATASET_NAMES",
 ]
 
-DATASET_NAMES = ("synthetic_colorswap", "colorswap", "coco")
-_REQUIRED = dict(colorswap="path", coco="root")  # a reader's positional argument: no default
+DATASET_NAMES = ("synthetic_colorswap", "colorswap", "coco", "webdataset")
+_REQUIRED = dict(
+    colorswap="path", coco="root", webdataset="shards"
+)  # a reader's positional argument: no default
 
 
 def _fields(data_config):
@@ -52,6 +59,10 @@ def _reader(name):
     from mmal_jax.data import colorswap  # pylint: disable=g-import-not-at-top
 
     return colorswap.load_colorswap
+  if name == "webdataset":
+    from mmal_jax.data import webdataset  # pylint: disable=g-import-not-at-top
+
+    return webdataset.load_webdataset
   from mmal_jax.data import coco  # pylint: disable=g-import-not-at-top
 
   return coco.load_coco

@@ -126,6 +126,30 @@ class ColorSwapGroups(Pairs):
 
 
 @dataclasses.dataclass(frozen=True)
+class LabeledPairs(Pairs):
+  """Pairs whose images carry class labels (a stream's held-out split): scored by recall@1 and by
+  zero-shot classification of each attribute (evaluation.zero_shot).
+
+  Attributes:
+    labels: {attribute: bool[N, C]}, which of the attribute's C classes image i shows.
+    prompts: {attribute: C tuples of str}, the texts naming each class (averaged as an ensemble).
+  """
+
+  labels: dict = dataclasses.field(default_factory=dict)
+  prompts: dict = dataclasses.field(default_factory=dict)
+
+  def __post_init__(self):
+    super().__post_init__()
+    for attribute, present in self.labels.items():
+      classes = len(self.prompts.get(attribute, ()))
+      if present.shape != (len(self), classes) or not all(self.prompts[attribute]):
+        raise DataError(
+            f"LabeledPairs attribute {attribute!r}: labels {present.shape} need shape "
+            f"({len(self)}, {classes}) and every class at least one prompt"
+        )
+
+
+@dataclasses.dataclass(frozen=True)
 class ColorSwapSplits:
   """ColorSwap-style train pool and test split, groups as consecutive pairs (2g, 2g+1)."""
 
