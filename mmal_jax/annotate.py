@@ -109,22 +109,21 @@ def _resolve_pairs(path, lookups, taken):
   return out
 
 
-def init(directory):
-  if not _IMAGES.value or not _TEXTS.value:
+def init(directory, config, images, texts, pairs=None, test_pairs=None):
+  if not images or not texts:
     raise UsageError("init needs --images=FOLDER_OR_LIST and --texts=FILE")
   if os.path.exists(os.path.join(directory, project_lib.DB_NAME)):
     raise project_lib.ProjectError(f"{directory} already holds a project; pass a new --project")
-  config = _CONFIG.value
   experiment.check_config(_as_experiment_config(config))  # the strategy and sizes, before any work
-  images, texts = items_lib.read_images(_IMAGES.value), items_lib.read_texts(_TEXTS.value)
+  images, texts = items_lib.read_images(images), items_lib.read_texts(texts)
   lookups = [{}, {}]
   for m, its in ((IMAGE, images), (TEXT, texts)):
     for idx, it in enumerate(its):
       lookups[m].setdefault(it.user_id, idx)
       lookups[m][it.uid] = idx
   taken = [set(), set()]
-  known = _resolve_pairs(_PAIRS.value, lookups, taken) if _PAIRS.value else []
-  test = _resolve_pairs(_TEST_PAIRS.value, lookups, taken) if _TEST_PAIRS.value else []
+  known = _resolve_pairs(pairs, lookups, taken) if pairs else []
+  test = _resolve_pairs(test_pairs, lookups, taken) if test_pairs else []
   learner = learner_lib.Learner.of(config)
   begin = time.perf_counter()
   z = [
@@ -165,12 +164,14 @@ def _as_experiment_config(config):
   return out
 
 
-def next_batch(directory):
+def next_batch(
+    directory, strategy=None, budget=None, url_prefix=labelstudio.DEFAULT_IMAGE_URL_PREFIX
+):
   project = project_lib.Project(directory)
   config = project.config()
   with config.unlocked():
-    config.strategy = _STRATEGY.value or config.strategy
-    config.per_round = _BUDGET.value or config.per_round
+    config.strategy = strategy or config.strategy
+    config.per_round = budget or config.per_round
   experiment.check_config(_as_experiment_config(config))
   last = project.rounds()[-1]
   z = learner_lib.load_embeddings(project.path(last["embeddings"]))
@@ -185,11 +186,12 @@ def next_batch(directory):
   queries = learner_lib.propose(config, z, pools, annotated, key_round=batch)
   annotator = ProjectAnnotator(project, round_=last["round"], strategy=config.strategy)
   annotator.answer(queries)  # persists the batch; its answers arrive through ingest or serve
-  folder = batch_files.write(project, batch, url_prefix=_URL_PREFIX.value)
+  folder = batch_files.write(project, batch, url_prefix=url_prefix)
   _say(
       f"batch {batch}: {len(annotator.qids)} queries ({config.strategy}, model of round"
       f" {last['round']}, selected in {queries.acquisition_seconds:.2f} s) in {folder}"
   )
+  return batch, folder, queries
 
 
 def ingest(directory, path):
@@ -201,6 +203,7 @@ def ingest(directory, path):
       f"{path}: {new} new answers ({len(rows) - new} already recorded); {counts['pairs']} pairs,"
       f" {counts.get('pending', 0)} queries pending"
   )
+  return new
 
 
 def train(directory):
@@ -270,21 +273,20 @@ def status(directory):
     _say(f"curve: {project.path('curve.png')}")
 
 
-def export(directory):
+def export(directory, out=None, shard_size=1000):
   project = project_lib.Project(directory)
-  jsonl, shards = export_lib.write(
-      project, _OUT.value or project.path("export"), shard_size=_SHARD_SIZE.value
-  )
+  jsonl, shards = export_lib.write(project, out or project.path("export"), shard_size=shard_size)
   n = project.counts()["pairs"]
   _say(f"{n} pairs: {jsonl} and {len(shards)} webdataset shard(s) {shards[0]} ...")
+  return jsonl, shards
 
 
-def serve(directory):
+def serve(directory, host="127.0.0.1", port=8080):
   from mmal_jax.annotation import serve as serve_lib  # pylint: disable=g-import-not-at-top
 
   project_lib.Project(directory).close()  # a missing project is an error before listening
-  server = serve_lib.make_server(directory, _HOST.value, _PORT.value)
-  _say(f"serving {directory} on http://{_HOST.value}:{server.server_address[1]}/ (Ctrl-C stops)")
+  server = serve_lib.make_server(directory, host, port)
+  _say(f"serving {directory} on http://{host}:{server.server_address[1]}/ (Ctrl-C stops)")
   try:
     server.serve_forever()
   except KeyboardInterrupt:
@@ -324,11 +326,19 @@ def run(argv):
     raise UsageError("--project=DIR is required")
   if verb != "init" and any(a.startswith("--config") for a in sys.argv):
     raise UsageError("--config is set at init only; the project keeps its config")
-  fn = dict(init=init, next=next_batch, train=train, status=status, export=export, serve=serve)
-  if verb == "ingest":
-    ingest(_PROJECT.value, rest[0])
+  directory = _PROJECT.value
+  if verb == "init":
+    init(directory, _CONFIG.value, _IMAGES.value, _TEXTS.value, _PAIRS.value, _TEST_PAIRS.value)
+  elif verb == "next":
+    next_batch(directory, _STRATEGY.value, _BUDGET.value, _URL_PREFIX.value)
+  elif verb == "ingest":
+    ingest(directory, rest[0])
+  elif verb == "export":
+    export(directory, _OUT.value, _SHARD_SIZE.value)
+  elif verb == "serve":
+    serve(directory, _HOST.value, _PORT.value)
   else:
-    fn[verb](_PROJECT.value)
+    dict(train=train, status=status)[verb](directory)
 
 
 def main(argv):

@@ -156,7 +156,8 @@ class Project:
   def items(self, modality: int, ids=None) -> list[tuple]:
     """(idx, uid, user_id, source) of items `ids` of `modality` in that order (default: all)."""
     rows = self.db.execute(
-        "SELECT idx, uid, user_id, source FROM items WHERE modality = ? ORDER BY idx", (modality,)
+        "SELECT idx, uid, user_id, source FROM items WHERE modality = ? ORDER BY idx",
+        (int(modality),),
     ).fetchall()
     return rows if ids is None else [rows[int(i)] for i in ids]
 
