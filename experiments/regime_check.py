@@ -39,18 +39,14 @@ import time
 from absl import app
 from absl import flags
 import jax
-import ml_collections
 import numpy as np
 from ml_collections import config_flags
 
 from mmal_jax import embeddings
 from mmal_jax import evaluation
+from mmal_jax import experiment
 from mmal_jax import files
-from mmal_jax import models
-from mmal_jax.data import load_dataset
 from mmal_jax.data import synthetic
-from mmal_jax.models import two_towers
-from mmal_jax.pp import preprocess
 from mmal_jax.training import train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -186,29 +182,12 @@ def main(argv):
   config = _CONFIG.value
   seeds = [int(s) for s in _SEEDS.value]
   fractions = tuple(float(f) for f in _FRACTIONS.value)
-  mc = config.model
-  meta_path = os.path.splitext(mc.init)[0] + ".json"
-  if os.path.exists(meta_path):
-    with open(meta_path) as f:
-      architecture = json.load(f)["model"]
-    # The JSON's tokenizer is a bare dict(kind="word"); the config's names the vocabulary file.
-    mc = ml_collections.ConfigDict(
-        {
-            **mc.to_dict(),
-            **architecture,
-            "init": mc.init,
-            "loss": mc.loss,
-            "tokenizer": mc.tokenizer.to_dict(),
-        }
-    )
-    config.model = mc
-  prep = preprocess.Preprocessor.from_config(mc)
-  model = models.get_model(mc)
-  # `load` only reads the shapes and dtypes of its template: eval_shape skips compiling the init.
-  shapes = jax.eval_shape(lambda k: models.init_params(model, mc, k), jax.random.PRNGKey(0))
-  pretrained = jax.device_get(two_towers.load(shapes, mc.init, mc))
-  pool, test = load_dataset(config.data, image_size=prep.image_size)
-  pool_images, pool_tokens = prep.images(pool.images), prep.texts(pool.texts)
+  # The same data, model and pretrained parameters as a run of this config (the checkpoint's JSON
+  # gives the architecture), with nothing written.
+  exp = experiment.setup(config)
+  model, pretrained, prep, pool, test = exp.model, exp.pretrained, exp.prep, exp.pool, exp.test
+  mc = exp.config.model
+  pool_images, pool_tokens = prep.images(pool.images), exp.pool_tokens
   everything = np.arange(len(pool))
 
   ceilings = dict(pool=pseudo_align_ceilings(pool.texts))
