@@ -123,6 +123,8 @@ def caption_keys(caption):
   do not name it). Bag: the colors, the (size, shape)s and the background, each as a sorted tuple.
   """
   words = caption.split()
+  if len(words) < 10:  # Shorter than two sized objects plus "on a {bg} background".
+    return None
   bg = words[-2] if words[-2] in synthetic.BACKGROUNDS else None
   words = words[:-4]  # Drop "on a {bg} background".
   objects = []
