@@ -172,6 +172,8 @@ def next_batch(
   with config.unlocked():
     config.strategy = strategy or config.strategy
     config.per_round = budget or config.per_round
+    # The paper's B_C = 2 B when a larger --budget than the project's outgrows its coreset.
+    config.coreset_size = max(config.coreset_size, 2 * config.per_round)
   experiment.check_config(_as_experiment_config(config))
   last = project.rounds()[-1]
   z = learner_lib.load_embeddings(project.path(last["embeddings"]))
