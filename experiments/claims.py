@@ -304,7 +304,7 @@ def _flat(tree, prefix=""):
   return out
 
 
-def _finished(config, workdir, file_config):
+def finished(config, workdir, file_config):
   """Whether `workdir` holds the finished run of exactly `config` (then there is nothing to do).
 
   A field the saved config lacks counts as equal when `config` holds the config file's own value
@@ -354,7 +354,7 @@ def run_arm(arm, seeds, root, smoke, run):
     out["overrides"] = slug
     workdir = arm_workdir(root, arm, slug, seed, smoke)
     out["workdirs"].append(os.path.relpath(workdir, ROOT))
-    if run and not _finished(config, workdir, load_config(arm.config)):
+    if run and not finished(config, workdir, load_config(arm.config)):
       begin = time.perf_counter()
       try:
         loop.train_and_evaluate(config, workdir)
