@@ -180,12 +180,15 @@ def next_batch(
   pools = [project.pool(m) for m in (IMAGE, TEXT)]
   if min(len(p) for p in pools) == 0 or sum(len(p) for p in pools) < config.per_round:
     raise UsageError(
-        f"only {len(pools[IMAGE])} images and {len(pools[TEXT])} texts are left unaligned; nothing to"
-        " ask for a batch of {config.per_round} (lower --budget or export the pairs)"
+        f"only {len(pools[IMAGE])} images and {len(pools[TEXT])} texts are left unaligned, too few"
+        f" for a batch of {config.per_round}; lower --budget, or export the pairs"
     )
   annotated = project.train_pairs()
   batch = project.db.execute("SELECT COALESCE(MAX(batch), 0) + 1 FROM batches").fetchone()[0]
-  queries = learner_lib.propose(config, z, pools, annotated, key_round=batch)
+  try:
+    queries = learner_lib.propose(config, z, pools, annotated, key_round=batch)
+  except ValueError as e:  # acquisition's one-line checks (e.g. a pool smaller than the batch)
+    raise UsageError(f"cannot select batch {batch}: {e}") from None
   annotator = ProjectAnnotator(project, round_=last["round"], strategy=config.strategy)
   annotator.answer(queries)  # persists the batch; its answers arrive through ingest or serve
   folder = batch_files.write(project, batch, url_prefix=url_prefix)

@@ -91,8 +91,13 @@ def test_conflicting_answers(project, tmp_path):
   q3, a3 = list(answers.items())[2]
   path = write_csv(tmp_path / "c.csv", [(q3, a3), (q1, a2)])
   rejected(directory, path, "c.csv line 3", q1)
+
   # Label Studio: two annotators of one task disagree.
-  result = lambda c: [dict(from_name="partner", to_name="query", type="choices", value=dict(choices=[c]))]  # pylint: disable=unnecessary-lambda-assignment
+  def result(choice):
+    return [
+        dict(from_name="partner", to_name="query", type="choices", value=dict(choices=[choice]))
+    ]
+
   tasks = [
       dict(
           id=7,

@@ -92,7 +92,8 @@ def recorded(directory):
     names = [{r[0]: r[1] for r in project.items(m)} for m in (0, 1)]
     out = {}
     for qid, m, partner, state in project.db.execute(
-        "SELECT q.qid, q.modality, a.partner, q.state FROM queries q LEFT JOIN answers a USING (qid)"
+        "SELECT q.qid, q.modality, a.partner, q.state FROM queries q "
+        "LEFT JOIN answers a USING (qid)"
     ):
       assert (state == "answered") == (partner is not None), qid
       if partner is not None:

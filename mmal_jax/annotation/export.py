@@ -4,7 +4,8 @@ pairs.jsonl: one object per confirmed pair (known train pairs, then answers in o
 items' content ids, the user's ids, the image path, the text, and where the pair came from.
 Webdataset shards (pairs-000000.tar, ...): per pair the members <key>.<image suffix> (the image
 file's own bytes), <key>.txt and <key>.json (the JSONL record), key = "<image id>_<text id>" in
-content ids (dots as "-"); the layout webdataset readers expect (files of one sample share their key, in order).
+content ids (dots as "-"); the layout webdataset readers expect (the files of one sample share
+their key and follow each other).
 Every file is written atomically.
 """
 

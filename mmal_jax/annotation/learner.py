@@ -102,7 +102,8 @@ class Learner:
 
 
 def propose(config, z, pools, annotated, *, key_round) -> Queries:
-  """One acquisition round of `config` (a project config) over the unaligned items, with each pick's top-k suggestions.
+  """One acquisition round of a project `config` over the unaligned items, with each pick's top-k
+  suggestions.
 
   z: per modality, f32[N_m, D] embeddings of every item; pools: per modality, int64 item ids
   still unaligned; annotated: per modality, int64 ids of the confirmed pairs' items.
@@ -120,7 +121,8 @@ def propose(config, z, pools, annotated, *, key_round) -> Queries:
       [z[m][pools[m]] for m in (IMAGE, TEXT)],
       [z[m][annotated[m]] for m in (IMAGE, TEXT)],
       batch_size=picks,
-      coreset_size=max(config.coreset_size, picks),
+      # Near the end of a pool, a coreset as large as what is left.
+      coreset_size=max(min(config.coreset_size, *sizes), picks),
       key=key,
       metric=config.metric,
       modality=query_modality,

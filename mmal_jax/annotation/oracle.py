@@ -30,10 +30,11 @@ class Queries:
     modality: int64[P], the modality of each candidate, best first.
     item: int64[P], the candidates' item ids in their modality.
     budget: int, the queries to pay for (P >= budget leaves spares for revealed candidates).
-    acquisition_seconds: float, the time the selection took (for the record).
+    acquisition_seconds: float, the time the selection took (for the record), compiles excluded.
     candidates: optional int64[P, k], the model's suggestions for each candidate's partner (item
       ids in the other modality, best first, -1 padding): shown to a human annotator, ignored by
       the simulated one.
+    compile_seconds: float, the selection's tracing and compiling seconds (compiles.Stopwatch).
   """
 
   modality: np.ndarray
@@ -41,6 +42,7 @@ class Queries:
   budget: int
   acquisition_seconds: float = 0.0
   candidates: Optional[np.ndarray] = None
+  compile_seconds: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)

@@ -218,7 +218,7 @@ class Project:
     ] = True
     return np.flatnonzero(~left).astype(np.int64)
 
-  # -- rounds and batches ---------------------------------------------------------------------------
+  # -- rounds and batches --------------------------------------------------------------------
 
   def rounds(self) -> list[dict]:
     cursor = self.db.execute("SELECT * FROM rounds ORDER BY round")
@@ -267,7 +267,7 @@ class Project:
     out["spent"] = self.db.execute("SELECT COUNT(*) FROM answers").fetchone()[0]
     return out
 
-  # -- answers ---------------------------------------------------------------------------------------
+  # -- answers -------------------------------------------------------------------------------
 
   def record_answers(self, rows, origin: str) -> int:
     """Records answers (qid, partner id or a NONE_ANSWERS word, where) in one transaction; returns

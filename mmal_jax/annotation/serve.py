@@ -38,6 +38,7 @@ form.choices button:hover{border-color:#2a6fdb;background:#eef4ff}
 form.choices button img{height:120px;image-rendering:pixelated;display:block;margin:0 auto 6px}
 form.choices button.none{background:#fff4f0}
 .meta{color:#666;font-size:.9em}
+small{display:block;color:#666}
 """
 
 
@@ -59,8 +60,10 @@ def _query_json(project, query):
 
 
 def _shown(entry):
+  """An item as the page shows it: an image with your id under it, or the text."""
   if "image" in entry:
-    return f'<img src="{html.escape(entry["image"])}" alt="{html.escape(entry["user_id"])}">'
+    user_id = html.escape(entry["user_id"])
+    return f'<img src="{html.escape(entry["image"])}" alt="{user_id}"><small>{user_id}</small>'
   return f'<span class="text">{html.escape(entry["text"])}</span>'
 
 
