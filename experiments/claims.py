@@ -1055,12 +1055,14 @@ def parse_seeds(text):
 
 # Time model of --plan (no runs): a run costs ROUND_S per round (embedding, evaluation, checkpoint)
 # plus its training, sum over rounds k of (pairs bought by round k) * epochs / PAIR_EPOCHS_PER_S.
-# Calibrations on this 2-core CPU with the default model (measured, not fitted to strategies):
-#   quiet: 3,993 pairs/s (experiments/results/bench_train.json), ~1.1 s per round (README's
-#          default run: 1 m 51 s for 4 runs of 7 rounds, compiles included);
-#   loaded: a 140-pair round trained in 4.2 s (52 ms per step of 70) and ~2 s per round besides,
-#          with the machine's load average at ~5 (other jobs running), 2026-11-30.
-CALIBRATIONS = dict(quiet=(3993.0, 1.1), loaded=(1346.0, 2.0))
+# Calibrations on this 2-core CPU with the default model (227k parameters; measured on recorded
+# runs, not fitted to strategies), in seconds of wall per run:
+#   quiet: one process alone: fig1's BADGE runs took 115-118 s for 7 rounds and 58,800 pair-epochs
+#          (about 6 s per round of embedding, evaluation and checkpoint, 805 pairs/s);
+#   two_procs: per run, wall / 2, for two claim processes side by side (seeds split in halves) at
+#          scheduling priority over other jobs (load average 12-17): table2/fig5's runs took
+#          102-156 s each, 67 s per run in all (3.5 s per round, 1,383 pairs/s), 2026-11-30.
+CALIBRATIONS = dict(quiet=(805.0, 6.0), two_procs=(1383.0, 3.5))
 
 
 def plan(names, seeds, smoke=False):
