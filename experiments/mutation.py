@@ -92,6 +92,8 @@ def run_group(cfg, name, group, clone, workdir):
     f.write(cosmic_ray_config(cfg, group, clone))
   bin_dir = os.path.dirname(sys.executable)
   run = lambda *a: subprocess.run(a, cwd=clone, check=True, capture_output=True, text=True)
+  # A mutant interrupted mid-run (the process killed) leaves its module mutated: restore it.
+  run("git", "checkout", "-q", "--", ".")
   if not os.path.exists(db):
     run(os.path.join(bin_dir, "cosmic-ray"), "init", config, db)
     run(os.path.join(bin_dir, "cr-filter-operators"), db, config)

@@ -35,6 +35,7 @@ import jax
 import numpy as np
 
 from mmal_jax import acquisition
+from mmal_jax import compiles
 from mmal_jax import embeddings
 from mmal_jax import evaluation
 from mmal_jax import files
@@ -206,12 +207,20 @@ def _evaluate(exp, params, embedded, unaligned, visible):
   scores = evaluation.split_scores(exp.test, zimg, ztxt)
   ids = _margin_ids(exp, visible)
   z = [embedded(m, ids[m]) for m in (IMAGE, TEXT)]
-  rows = []
-  for m in (IMAGE, TEXT):
-    position = np.full(unaligned.num_items(1 - m) + 1, -1, np.int64)  # last slot: partner -1
-    position[ids[1 - m]] = np.arange(len(ids[1 - m]))
-    rows.append(position[unaligned.partner[m][ids[m]]])
+  rows = [
+      _partner_rows(unaligned.partner[m], ids[m], ids[1 - m], unaligned.num_items(1 - m))
+      for m in (IMAGE, TEXT)
+  ]
   return {**scores, **evaluation.margin_analysis(z[IMAGE], z[TEXT], rows[IMAGE], rows[TEXT])}
+
+
+def _partner_rows(partner, ids, other_ids, num_other):
+  """int64[len(ids)]: for each item of `ids`, the row of its partner in `other_ids` (item ids of
+  the other modality, which has num_other items), -1 when it has no partner (partner -1) or its
+  partner is not among them: such an item can never be pseudo-aligned correctly."""
+  position = np.full(num_other + 1, -1, np.int64)  # the last slot answers partner -1
+  position[other_ids] = np.arange(len(other_ids))
+  return position[partner[ids]]
 
 
 def _measure(exp, state, **extra):
@@ -244,7 +253,14 @@ def start(exp: Experiment, run_index: int, records=()) -> RunState:
       log=Answers.empty(),
       records=tuple(records),
   )
-  return _measure(exp, state, modality="none", acquisition_seconds=0.0, training_seconds=0.0)
+  return _measure(
+      exp,
+      state,
+      modality="none",
+      acquisition_seconds=0.0,
+      training_seconds=0.0,
+      compile_seconds=0.0,
+  )
 
 
 def propose(exp: Experiment, state: RunState) -> Queries:
@@ -268,33 +284,42 @@ def propose(exp: Experiment, state: RunState) -> Queries:
   picks = acquisition.picks_for_budget(
       strategy, config.per_round, [len(v) for v in visible], modality=exp.query_modality
   )
-  begin = time.perf_counter()
-  selection = acquisition.select(
-      strategy,
-      pools,
-      annotated,
-      batch_size=picks,
-      coreset_size=max(config.coreset_size, picks),
-      key=select_key,
-      metric=config.metric,
-      modality=exp.query_modality,
-  )
-  seconds = time.perf_counter() - begin
+  # Seconds of steady-state work: the compiles of the first rounds are recorded apart.
+  with compiles.Stopwatch() as watch:
+    selection = acquisition.select(
+        strategy,
+        pools,
+        annotated,
+        batch_size=picks,
+        coreset_size=max(config.coreset_size, picks),
+        key=select_key,
+        metric=config.metric,
+        modality=exp.query_modality,
+    )
   modality, index = np.asarray(selection.modality), np.asarray(selection.index)
   item = np.array([visible[m][i] for m, i in zip(modality.tolist(), index.tolist())], np.int64)
   return Queries(
       modality=modality.astype(np.int64),
       item=item,
       budget=config.per_round,
-      acquisition_seconds=seconds,
+      acquisition_seconds=watch.steady_seconds,
+      compile_seconds=watch.compile_seconds,
   )
 
 
 def learn(
-    exp: Experiment, state: RunState, answers: Answers, *, acquisition_seconds: float = 0.0
+    exp: Experiment,
+    state: RunState,
+    answers: Answers,
+    *,
+    acquisition_seconds: float = 0.0,
+    compile_seconds: float = 0.0,
 ) -> RunState:
   """Round state.round + 1 given its `answers`: retrain from the pretrained weights on every pair
   bought so far, re-embed, evaluate; returns the next state (its record appended).
+
+  acquisition_seconds and compile_seconds: the selection's steady-state and compile seconds
+  (Queries), recorded with training's (its compile seconds added to compile_seconds).
 
   Raises ValueError if an answer is for an item that already left the pool, and Diverged
   (naming strategy, seed and round) if training gives a NaN or inf loss or parameter; `state` is
@@ -310,27 +335,26 @@ def learn(
   img_ids, txt_ids = log.pairs()
   _, train_key = _keys(seed, state.round + 1)
   rows = world.unaligned.rows
-  begin = time.perf_counter()
   try:
-    params, _ = train.fit(
-        exp.model,
-        exp.pretrained,
-        exp.prep.images(exp.source.images(rows[IMAGE][img_ids])),
-        exp.pool_tokens[rows[TEXT][txt_ids]],
-        exp.config.train,
-        key=train_key,
-        loss=exp.config.model.loss,
-        lock_image=exp.config.model.lock_image,
-        mesh=exp.mesh,
-    )
+    with compiles.Stopwatch() as watch:
+      params, _ = train.fit(
+          exp.model,
+          exp.pretrained,
+          exp.prep.images(exp.source.images(rows[IMAGE][img_ids])),
+          exp.pool_tokens[rows[TEXT][txt_ids]],
+          exp.config.train,
+          key=train_key,
+          loss=exp.config.model.loss,
+          lock_image=exp.config.model.lock_image,
+          mesh=exp.mesh,
+      )
+      params = jax.device_get(params)
   except train.Diverged as e:
     raise Diverged(
         f"training diverged in round {state.round + 1} of strategy {strategy!r}, seed {seed} "
         f"({len(img_ids)} pairs): {e}; round {state.round} is the last good state"
     ) from None
   last_good = state.round
-  params = jax.device_get(params)
-  seconds = time.perf_counter() - begin
   state = RunState(
       run_index=state.run_index,
       round=state.round + 1,
@@ -343,7 +367,8 @@ def learn(
       state,
       modality=answers.modalities(),
       acquisition_seconds=acquisition_seconds,
-      training_seconds=seconds,
+      training_seconds=watch.steady_seconds,
+      compile_seconds=compile_seconds + watch.compile_seconds,
   )
   # Finite but huge parameters (one step at a far too high learning rate) still give NaN or inf
   # embeddings, which the next round's acquisition could not use.
@@ -557,7 +582,13 @@ def _drive(exp, workdir, writer, ckpt):
     else:
       queries = propose(exp, state)
       answers = simulated_annotator(exp, state).answer(queries)
-      state = learn(exp, state, answers, acquisition_seconds=queries.acquisition_seconds)
+      state = learn(
+          exp,
+          state,
+          answers,
+          acquisition_seconds=queries.acquisition_seconds,
+          compile_seconds=queries.compile_seconds,
+      )
     _persist(exp, ckpt, writer, state, workdir)
     rounds_here += 1
     writer.print(
@@ -703,7 +734,14 @@ def _stream_start(exp, run_index, records=()):
       records=tuple(records),
   )
   state, _ = _stream_record(
-      exp, state, 0, 0, modality="none", acquisition_seconds=0.0, training_seconds=0.0
+      exp,
+      state,
+      0,
+      0,
+      modality="none",
+      acquisition_seconds=0.0,
+      training_seconds=0.0,
+      compile_seconds=0.0,
   )
   return state
 
@@ -726,18 +764,17 @@ def _stream_round(exp, state, stream):
   picks = acquisition.picks_for_budget(
       strategy, config.per_round, [size, size], modality=exp.query_modality
   )
-  begin = time.perf_counter()
-  selection = acquisition.select(
-      strategy,
-      pools,
-      annotated,
-      batch_size=picks,
-      coreset_size=max(config.coreset_size, picks),
-      key=select_key,
-      metric=config.metric,
-      modality=exp.query_modality,
-  )
-  acquisition_seconds = time.perf_counter() - begin
+  with compiles.Stopwatch() as acquisition_watch:  # steady-state seconds, compiles apart
+    selection = acquisition.select(
+        strategy,
+        pools,
+        annotated,
+        batch_size=picks,
+        coreset_size=max(config.coreset_size, picks),
+        key=select_key,
+        metric=config.metric,
+        modality=exp.query_modality,
+    )
   modality, index = np.asarray(selection.modality), np.asarray(selection.index)
   queries = Queries(
       modality=modality.astype(np.int64),
@@ -772,19 +809,20 @@ def _stream_round(exp, state, stream):
     init, images, texts = state.params, block.images[rows], tokens[rows]
   else:
     init, images, texts = _initial_params(exp, seed), stream.images, stream.tokens
-  begin = time.perf_counter()
   try:
-    params, _ = train.fit(
-        exp.model,
-        init,
-        exp.prep.images(images),
-        texts,
-        config.train,
-        key=train_key,
-        loss=config.model.loss,
-        lock_image=config.model.lock_image,
-        mesh=exp.mesh,
-    )
+    with compiles.Stopwatch() as train_watch:
+      params, _ = train.fit(
+          exp.model,
+          init,
+          exp.prep.images(images),
+          texts,
+          config.train,
+          key=train_key,
+          loss=config.model.loss,
+          lock_image=config.model.lock_image,
+          mesh=exp.mesh,
+      )
+      params = jax.device_get(params)
   except train.Diverged as e:
     raise Diverged(
         f"training diverged in round {rnd} of strategy {name!r}, seed {seed} ({len(rows)} new "
@@ -793,12 +831,13 @@ def _stream_round(exp, state, stream):
   previous = state.records[-1]
   state, zimg = _stream_record(
       exp,
-      RunState(state.run_index, rnd, jax.device_get(params), log, state.records),
+      RunState(state.run_index, rnd, params, log, state.records),
       previous["num_queried"] + len(answers),
       previous["num_pairs"] + len(rows),
       modality=answers.modalities(),
-      acquisition_seconds=acquisition_seconds,
-      training_seconds=time.perf_counter() - begin,
+      acquisition_seconds=acquisition_watch.steady_seconds,
+      training_seconds=train_watch.steady_seconds,
+      compile_seconds=acquisition_watch.compile_seconds + train_watch.compile_seconds,
   )
   if not np.isfinite(zimg).all():
     raise Diverged(

@@ -41,20 +41,54 @@ def _records():
 
 def test_curves_mean_and_std_over_seeds():
   c = logs.curves(_records())
-  x, mean, std = c["random"]["group"]
+  x, mean, std, n = c["random"]["group"]
   np.testing.assert_allclose(x, [0, 5, 10])
   np.testing.assert_allclose(mean, [0.1, 0.3, 0.4])
   np.testing.assert_allclose(std, [0.0, 0.1, 0.1])  # population std over the two seeds
+  np.testing.assert_array_equal(n, [2, 2, 2])
   assert logs.metric_names(_records()) == ["group", "text", "margin_incorrect"]
 
 
 def test_savings_smallest_percent_reaching_baseline_final():
-  target, reach = logs.savings(_records(), headline="group")
-  # random ends at mean 0.4; ours' means are 0.1, 0.4, 0.65: reached at 5% already.
-  assert target == pytest.approx(0.4)
-  assert reach == {"random": 10.0, "ours": 5.0}
+  s = logs.savings(_records(), headline="group")
+  # random ends at mean 0.4 (pretrained: 0.1); ours' means are 0.1, 0.4, 0.65: reached at 5%.
+  assert s["target"] == pytest.approx(0.4) and s["pretrained"] == pytest.approx(0.1)
+  assert s["measurable"] and s["reach"] == {"random": 10.0, "ours": 5.0}
+  assert s["saving"] == {"random": 0.0, "ours": 5.0}
+  # Per seed: random ends at 0.3 (seed 0) and 0.5 (seed 1); ours reaches 0.3 at 5% (0.45) and
+  # 0.5 at 10% (0.7, since 0.35 < 0.5): savings of 5 and 0 points.
+  assert s["per_seed"]["ours"] == [5.0, 0.0] and s["per_seed"]["random"] == [0.0, 0.0]
   no_baseline = [r for r in _records() if r["strategy"] == "ours"]
-  assert logs.savings(no_baseline, headline="group") == (None, {})
+  assert logs.savings(no_baseline, headline="group") is None
+
+
+def test_savings_count_from_the_first_bought_round_and_only_when_the_baseline_gains():
+  records = _records()
+  # A strategy that only equals the target at round 0 (the pretrained model, nothing bought)
+  # has not reached it.
+  flat = [dict(r, strategy="flat", group=0.4 if r["round"] == 0 else 0.2) for r in records[:3]]
+  flat += [dict(r, strategy="flat", group=0.4 if r["round"] == 0 else 0.2) for r in records[3:6]]
+  s = logs.savings(records + flat, headline="group")
+  assert s["reach"]["flat"] is None and s["saving"]["flat"] is None
+  # A baseline that ends no higher than the pretrained model: no saving is measurable.
+  worse = [
+      dict(r, group=0.1 - 0.01 * r["round"]) if r["strategy"] == "random" else r for r in records
+  ]
+  s = logs.savings(worse, headline="group")
+  assert not s["measurable"] and set(s["saving"].values()) == {None}
+  summary = logs.summary_markdown(worse, headline="group")
+  assert "No saving is measurable" in summary and "points" not in summary
+
+
+def test_summary_savings_spread_over_seeds_and_compile_seconds_apart():
+  records = [dict(r, compile_seconds=4.0 if r["round"] == 1 else 0.0) for r in _records()]
+  summary = logs.summary_markdown(records, headline="group")
+  assert "| acquisition s | training s | compile s |" in summary
+  # ours: acquisition 0.5 + 1.0, training 1 + 2, compile 4 (totals over rounds, mean over seeds).
+  assert "| 1.5 | 3.0 | 4.0 |" in summary
+  assert "| ours | 5.0 | 5.0 points | 2.5 +- 2.5 points (2 of 2 seeds reach it) |" in summary
+  one_seed = logs.summary_markdown([r for r in records if r["seed"] == 0], headline="group")
+  assert "| ours | 5.0 | 5.0 points |" in one_seed and "seeds reach" not in one_seed
 
 
 def test_write_outputs(tmp_path):
@@ -108,6 +142,14 @@ def test_progress_line_eta():
   assert (
       "round 1" in line and "group=0.400" in line and "5/12 rounds" in line and "ETA 3m30s" in line
   )
+  line = logs.progress_line(
+      dict(_records()[4], compile_seconds=6.25),
+      headline="group",
+      done=5,
+      total=12,
+      seconds_per_round=30.0,
+  )
+  assert "acq 0.5s train 1.0s compile 6.2s" in line
 
 
 def test_writer_off_process_zero_writes_and_prints_nothing(tmp_path, capsys):
