@@ -33,6 +33,9 @@ from absl import flags
 _GROUPS = flags.DEFINE_list("groups", None, "Groups of [tool.mutation.groups] to run (all).")
 _COMMIT = flags.DEFINE_string("commit", "HEAD", "The commit whose code and tests are mutated.")
 _OUT = flags.DEFINE_string("out", "experiments/results/mutation.md", "The result table.")
+_REPORT_ONLY = flags.DEFINE_bool(
+    "report_only", False, "Write the table from the sessions so far; run no mutant."
+)
 _WORKDIR = flags.DEFINE_string(
     "workdir",
     os.path.join(tempfile.gettempdir(), "mmal_jax_mutation"),
@@ -99,13 +102,16 @@ def run_group(cfg, name, group, clone, workdir):
     run(os.path.join(bin_dir, "cr-filter-operators"), db, config)
     run(os.path.join(bin_dir, "cr-filter-pragma"), db)
   begin = time.time()
-  run(os.path.join(bin_dir, "cosmic-ray"), "exec", config, db)
+  if not _REPORT_ONLY.value:
+    run(os.path.join(bin_dir, "cosmic-ray"), "exec", config, db)
   print(f"{name}: {time.time() - begin:.0f} s", flush=True)
   out = []
   for row in run(os.path.join(bin_dir, "cosmic-ray"), "dump", db).stdout.splitlines():
     item, result = json.loads(row)
-    if result is None or result.get("worker_outcome") == "skipped":
+    if result is not None and result.get("worker_outcome") == "skipped":
       continue
+    if result is None:
+      result = dict(test_outcome="pending")
     (mutation,) = item["mutations"]
     path = os.path.relpath(mutation["module_path"], ".")
     line = mutation["start_pos"][0]
@@ -140,19 +146,20 @@ def table(cfg, results, commit, seconds):
       "shared 2-core CPU. Killed / non-equivalent mutants; incompetent mutants (the mutated "
       "module fails to import) count as neither.",
       "",
-      "| group | mutants | killed | equivalent | survived | score |",
-      "|---|---|---|---|---|---|",
+      "| group | mutants | killed | equivalent | survived | not run yet | score |",
+      "|---|---|---|---|---|---|---|",
   ]
   survivors = []
   for name, ms in results.items():
     killed = sum(m["outcome"] == "killed" for m in ms)
     alive = [m for m in ms if m["outcome"] == "survived"]
     equivalent = [m for m in alive if _equivalent(cfg, m)]
-    live = len(ms) - sum(m["outcome"] == "incompetent" for m in ms) - len(equivalent)
+    pending = sum(m["outcome"] == "pending" for m in ms)
+    live = killed + len(alive) - len(equivalent)
     score = f"{100 * killed / live:.0f}% ({killed}/{live})" if live else "-"
     lines.append(
         f"| {name} | {len(ms)} | {killed} | {len(equivalent)} | "
-        f"{len(alive) - len(equivalent)} | {score} |"
+        f"{len(alive) - len(equivalent)} | {pending} | {score} |"
     )
     survivors += [(name, m, _equivalent(cfg, m)) for m in alive]
   lines += ["", "## Survivors", "", "| group | where | mutation | source line | verdict |"]
