@@ -10,6 +10,7 @@ import tarfile
 import xml.etree.ElementTree as ET
 
 import numpy as np
+import PIL.Image
 import pytest
 
 from annotate_helpers import write_unpaired
@@ -19,6 +20,7 @@ from mmal_jax.annotation import learner as learner_lib
 from mmal_jax.annotation.human import ProjectAnnotator
 from mmal_jax.annotation.oracle import Oracle
 from mmal_jax.annotation.project import Project
+from mmal_jax.data import webdataset
 
 NUM_GROUPS, NUM_KNOWN, NUM_TEST, PER_ROUND = 30, 3, 10, 6
 
@@ -136,6 +138,16 @@ def test_full_cycle_csv(data, tmp_path, capsys):
       assert members[key + ".png"] == f.read()
     assert members[key + ".txt"].decode() == r["text"]
   assert len(members) == 3 * len(records)
+  # The project's own webdataset reader (DataComp's layout) reads the shards back, pair by pair.
+  blocks = list(
+      webdataset.WebDataset(f"{os.path.dirname(jsonl)}/pairs-{{000000..000002}}.tar", image_size=32)
+  )
+  assert [t for b in blocks for t in b.texts] == [r["text"] for r in records]
+  assert [m["image_user_id"] for b in blocks for m in b.meta] == [
+      r["image_user_id"] for r in records
+  ]
+  first = np.asarray(PIL.Image.open(os.path.join(data["images"], records[0]["image_user_id"])))
+  np.testing.assert_array_equal(blocks[0].images[0], first)
 
   # A second round selects from what is left: no item is asked twice.
   _, _, again = annotate.next_batch(directory)

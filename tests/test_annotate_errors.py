@@ -12,7 +12,7 @@ import pytest
 
 from annotate_helpers import write_unpaired
 from mmal_jax import annotate
-from mmal_jax.annotation.project import AnswerError, Project
+from mmal_jax.annotation.project import AnswerError, Project, ProjectError
 from run_helpers import one_error_line
 from test_annotate import tiny_config, truth_uid
 
@@ -126,6 +126,24 @@ def test_malformed_rows(project, tmp_path):
   rejected(directory, str(path), "export.json task 2 (id 2)", "query_id")
   path = write_csv(tmp_path / "b.csv", [(q1, a1)], header=("query", "partner"))
   rejected(directory, path, "b.csv line 1", "query_id,partner_id")
+
+
+def test_failed_init_leaves_no_project(tmp_path):
+  """init builds its database in a temporary file: a failure before the commit (here an
+  exception, as a kill) leaves no project, and init then succeeds."""
+  directory = str(tmp_path / "p")
+
+  def fail(project):
+    project.set_meta(config={})
+    raise OSError("disk full")
+
+  with pytest.raises(OSError):
+    Project.create(directory, fail)
+  assert not os.path.exists(os.path.join(directory, "project.sqlite"))
+  with pytest.raises(ProjectError):
+    Project(directory)
+  Project.create(directory, lambda p: p.set_meta(config=dict(seed=3))).close()
+  assert Project(directory).meta("config") == dict(seed=3)
 
 
 def test_cli_error_is_one_line_exit_2(project, tmp_path):
