@@ -31,7 +31,6 @@ Prints a table and writes experiments/results/regime_check.json. The committed r
   python -m experiments.regime_check --seeds=0,1,2,3
 """
 
-import collections
 import json
 import os
 import time
@@ -42,11 +41,11 @@ import jax
 import numpy as np
 from ml_collections import config_flags
 
+from experiments import captions
 from mmal_jax import embeddings
 from mmal_jax import evaluation
 from mmal_jax import experiment
 from mmal_jax import files
-from mmal_jax.data import synthetic
 from mmal_jax.training import train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -116,48 +115,6 @@ CRITERIA = (
 )
 
 
-def caption_keys(caption):
-  """(binding-aware key, bag-of-attributes key) of a ColorSwap-like caption, or None if unparsed.
-
-  Aware: the set of (size, color, shape) objects and the background (layout ignored: some templates
-  do not name it). Bag: the colors, the (size, shape)s and the background, each as a sorted tuple.
-  """
-  words = caption.split()
-  if len(words) < 10:  # Shorter than two sized objects plus "on a {bg} background".
-    return None
-  bg = words[-2] if words[-2] in synthetic.BACKGROUNDS else None
-  words = words[:-4]  # Drop "on a {bg} background".
-  objects = []
-  if words[0] == "the":  # the {z} {s} is {c} and the {z} {s} is {c}
-    objects = [(words[1], words[4], words[2]), (words[7], words[10], words[8])]
-  else:
-    for i, w in enumerate(words[:-2]):
-      if (
-          w in synthetic.SIZES
-          and words[i + 1] in synthetic.COLORS
-          and words[i + 2] in synthetic.SHAPES
-      ):
-        objects.append((w, words[i + 1], words[i + 2]))
-  if bg is None or len(objects) != 2:
-    return None
-  aware = (frozenset(objects), bg)
-  bag = (tuple(sorted(c for _, c, _ in objects)), tuple(sorted((z, s) for z, _, s in objects)), bg)
-  return aware, bag
-
-
-def pseudo_align_ceilings(texts):
-  """Expected pseudo-alignment accuracy of a model that embeds every caption by its meaning alone:
-  1 / (number of items with the same key), averaged; for the aware and the bag keys."""
-  keys = [caption_keys(t) for t in texts]
-  if any(k is None for k in keys):
-    return dict(aware=float("nan"), bag=float("nan"))
-  out = {}
-  for j, name in enumerate(("aware", "bag")):
-    counts = collections.Counter(k[j] for k in keys)
-    out[name] = float(np.mean([1 / counts[k[j]] for k in keys]))
-  return out
-
-
 def _evaluate(model, params, prep, test, pool_images, pool_tokens, unaligned):
   """Test scores and the pseudo-alignment of the unaligned pool rows (int[U])."""
   zimg = embeddings.embed_images(model, params, prep.images(test.images))
@@ -192,7 +149,7 @@ def main(argv):
   pool_images, pool_tokens = prep.images(pool.images), exp.pool_tokens
   everything = np.arange(len(pool))
 
-  ceilings = dict(pool=pseudo_align_ceilings(pool.texts))
+  ceilings = dict(pool=captions.pseudo_align_ceilings(pool.texts))
   start = time.perf_counter()
   rows = [
       dict(
@@ -232,7 +189,7 @@ def main(argv):
               num_pairs=len(idx),
               fit_seconds=round(fit_s, 2),
               eval_seconds=round(eval_s, 2),
-              unaligned_ceiling=pseudo_align_ceilings([pool.texts[i] for i in rest]),
+              unaligned_ceiling=captions.pseudo_align_ceilings([pool.texts[i] for i in rest]),
               **scores,
           )
       )

@@ -7,6 +7,7 @@ import math
 
 import pytest
 
+from experiments import captions
 from experiments import regime_check
 from mmal_jax.data import synthetic
 
@@ -24,19 +25,18 @@ def test_caption_keys_recover_the_attributes_of_every_two_object_template(templa
       (("big", "big"), ("white", "cyan"), ("cross", "cross"), "black"),
   ]:
     caption = template.format(za=za, ca=ca, sa=sa, zb=zb, cb=cb, sb=sb, bg=bg)
-    aware, bag = regime_check.caption_keys(caption)
+    aware, bag = captions.caption_keys(caption)
     assert aware == (_objects(za, ca, sa, zb, cb, sb), bg), caption
     assert bag == (tuple(sorted((ca, cb))), tuple(sorted([(za, sa), (zb, sb)])), bg), caption
 
 
 def test_caption_keys_reject_what_they_cannot_parse():
-  assert regime_check.caption_keys("a small red circle on a navy background") is None  # 1 object
+  assert captions.caption_keys("a small red circle on a navy background") is None  # 1 object
   # An unknown background word, and a caption that names no size.
   assert (
-      regime_check.caption_keys("a small red circle and a big blue square on a pink background")
-      is None
+      captions.caption_keys("a small red circle and a big blue square on a pink background") is None
   )
-  assert regime_check.caption_keys("a red circle and a blue square on a navy background") is None
+  assert captions.caption_keys("a red circle and a blue square on a navy background") is None
 
 
 def test_ceilings_count_items_that_share_a_key():
@@ -48,12 +48,12 @@ def test_ceilings_count_items_that_share_a_key():
       "the small circle is red and the big square is blue on a navy background",
       "a big green cross above a small white diamond on a teal background",
   ]
-  got = regime_check.pseudo_align_ceilings(texts)
+  got = captions.pseudo_align_ceilings(texts)
   # aware keys: {0, 2} share one, 1 and 3 alone: (1/2 + 1 + 1/2 + 1) / 4.
   assert got["aware"] == pytest.approx((0.5 + 1 + 0.5 + 1) / 4)
   # bag keys: {0, 1, 2} share one, 3 alone: (1/3 * 3 + 1) / 4.
   assert got["bag"] == pytest.approx((1 / 3 * 3 + 1) / 4)
-  unparsed = regime_check.pseudo_align_ceilings(texts + ["a red circle"])
+  unparsed = captions.pseudo_align_ceilings(texts + ["a red circle"])
   assert math.isnan(unparsed["aware"]) and math.isnan(unparsed["bag"])
 
 
