@@ -32,10 +32,10 @@ from mmal_jax import defaults
 def get_config(buffer_size="2048"):
   config = defaults.colorswap_experiment("sigmoid")
   buffer = int(buffer_size)
-  _unset = ml_collections.config_dict.placeholder
-  config.data = ml_collections.ConfigDict(
-      dict(name="webdataset", shards=_unset(str), test_shards=_unset(str))
-  )
+  # shards, test_shards: brace patterns, required (the other readers' fields are not read).
+  config.data.name = "webdataset"
+  config.data.shards = ml_collections.config_dict.placeholder(str)
+  config.data.test_shards = ml_collections.config_dict.placeholder(str)
   config.stream.update(buffer_size=buffer, continue_training=True, annotated_window=4 * buffer)
   config.per_round = buffer // 4  # 25% of each buffer, as Section 4.2 and Appendix C.2
   config.coreset_size = buffer // 2  # B_C = 2 B

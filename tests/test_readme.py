@@ -20,6 +20,7 @@ import pytest
 from mmal_jax import experiment
 from mmal_jax import loop
 from mmal_jax import main
+from mmal_jax.data import webdataset
 import small_models
 import test_coco_reader
 import test_colorswap_reader
@@ -86,10 +87,19 @@ def fixtures(tmp_path_factory):
   for split in ("train2017", "val2017"):
     test_coco_reader._write_json(root / "coco", split)  # pylint: disable=protected-access
   test_coco_reader.write_tfds(root / "tfds", {"train": [5, 8, 2, 11], "val": [3, 4, 6, 7]})
+  # The README's synthetic stream: 10 shards of 1 pair (its pattern names 10), 4 held-out pairs.
+  webdataset.write_synthetic(
+      str(root / "synth"),
+      num_pairs=10,
+      num_test_pairs=4,
+      samples_per_shard=1,
+      cache_dir=str(root / "cache"),
+  )
   return {
       "/data/colorswap": root / "colorswap",
       "/data/coco": root / "coco",
       "/data/tfds": root / "tfds",
+      "/data/synth": root / "synth",
   }
 
 
@@ -123,6 +133,11 @@ def test_readme_command_runs(args, fixtures, tmp_path, monkeypatch):
   config, _ = main.parse(["main", *args, *TINY, *extra])
   if config.data.name == "coco" and not config.data.root:  # the table's row: "needs COCO on disk"
     extra.append(f"--config.data.root={fixtures['/data/coco']}")
+  if config.data.name == "webdataset" and not config.data.shards:  # the table's row
+    extra += [
+        f"--config.data.shards={fixtures['/data/synth']}/train/{{00000..00009}}.tar",
+        f"--config.data.test_shards={fixtures['/data/synth']}/test/00000.tar",
+    ]
   if config.stream.buffer_size:
     extra.append("--config.stream.buffer_size=2")
   config, _ = main.parse(["main", *args, *TINY, *extra])
