@@ -13,6 +13,7 @@ import pytest
 from annotate_helpers import write_unpaired
 from mmal_jax import annotate
 from mmal_jax.annotation.project import AnswerError, Project, ProjectError
+from mmal_jax.data.pairs import DataError
 from run_helpers import one_error_line
 from test_annotate import tiny_config, truth_uid
 
@@ -169,3 +170,36 @@ def test_cli_error_is_one_line_exit_2(project, tmp_path):
       check=False,
   )
   assert "holds no project" in one_error_line(proc)
+
+
+def test_bad_init_inputs(tmp_path):
+  """Bad files at init: one line naming the file and row; no project is created."""
+  images = tmp_path / "images"
+  images.mkdir()
+  for k in range(3):
+    (images / f"{k}.png").write_bytes(b"fake png %d" % k)  # read as bytes only: never decoded here
+  texts = tmp_path / "texts.jsonl"
+  texts.write_text('{"id": "a", "text": "a red circle"}\n{"id": "b", "text": "a blue square"}\n')
+  directory = str(tmp_path / "p")
+
+  def init_error(texts=str(texts), pairs=None):
+    with pytest.raises(DataError) as e:
+      annotate.init(directory, tiny_config(), str(images), texts, pairs)
+    assert "\n" not in str(e.value) and not os.path.exists(directory)
+    return str(e.value)
+
+  pairs = write_csv(
+      tmp_path / "pairs.csv", [("0.png", "a"), ("1.png", "c")], ("image_id", "text_id")
+  )
+  assert "pairs.csv line 3: unknown text id 'c'" in init_error(pairs=pairs)
+  pairs = write_csv(
+      tmp_path / "twice.csv", [("0.png", "a"), ("0.png", "b")], ("image_id", "text_id")
+  )
+  assert "twice.csv line 3" in init_error(pairs=pairs)
+  bad = tmp_path / "texts2.jsonl"
+  bad.write_text('{"id": "a", "text": "a red circle"}\n{"id": "b"}\n')
+  assert "texts2.jsonl line 2" in init_error(texts=str(bad))
+  same = tmp_path / "texts3.jsonl"
+  same.write_text('{"id": "a", "text": "x"}\n{"id": "a", "text": "y"}\n')
+  assert "have the id 'a'" in init_error(texts=str(same))
+  assert "use a .txt" in init_error(texts=str(images / "0.png"))

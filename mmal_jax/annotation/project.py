@@ -155,19 +155,25 @@ class Project:
 
   def items(self, modality: int, ids=None) -> list[tuple]:
     """(idx, uid, user_id, source) of items `ids` of `modality` in that order (default: all)."""
+    sql = "SELECT idx, uid, user_id, source FROM items WHERE modality = ?"
+    if ids is None:
+      return self.db.execute(sql + " ORDER BY idx", (int(modality),)).fetchall()
+    ids = [int(i) for i in ids]
+    # A few rows by primary key: the page and the answer checks stay fast on large projects.
     rows = self.db.execute(
-        "SELECT idx, uid, user_id, source FROM items WHERE modality = ? ORDER BY idx",
-        (int(modality),),
+        f"{sql} AND idx IN ({','.join('?' * len(ids))})", (int(modality), *ids)
     ).fetchall()
-    return rows if ids is None else [rows[int(i)] for i in ids]
+    by_idx = {r[0]: r for r in rows}
+    return [by_idx[i] for i in ids]
 
-  def lookup(self, modality: int) -> dict:
-    """{content id or user id: item index} of one modality (content ids first)."""
-    out = {}
-    for idx, uid, user_id, _ in self.items(modality):
-      out.setdefault(user_id, idx)
-      out[uid] = idx
-    return out
+  def find(self, modality: int, item_id: str) -> Optional[int]:
+    """The index of the item of `modality` whose content id, else whose user id, is `item_id`."""
+    row = self.db.execute(
+        "SELECT idx FROM items WHERE modality = ? AND (uid = ? OR user_id = ?) "
+        "ORDER BY uid = ? DESC LIMIT 1",
+        (int(modality), item_id, item_id, item_id),
+    ).fetchone()
+    return None if row is None else row[0]
 
   def add_known_pairs(self, pairs, split: str):
     self.db.executemany(
@@ -339,8 +345,7 @@ class _AnswerState:
     }
     self.answer = dict(project.db.execute("SELECT qid, partner FROM answers").fetchall())
     self.where = {qid: "an earlier answer" for qid in self.answer}
-    self.lookup = [project.lookup(m) for m in (IMAGE, TEXT)]
-    self.names = [{idx: uid for idx, uid, _, _ in project.items(m)} for m in (IMAGE, TEXT)]
+    self.project = project
     # partner[m][i]: item i of modality m is paired with partner[m][i] (-1: it has none).
     self.partner = [{}, {}]
     for image, text, _ in project.db.execute("SELECT * FROM known_pairs"):
@@ -360,11 +365,8 @@ class _AnswerState:
       raise AnswerError(f"{where}: unknown query id {qid!r}; use the ids of the queries files")
     m, i = self.query[qid]
     text = str(partner).strip()
-    if text.lower() in NONE_ANSWERS:
-      p = -1
-    elif text in self.lookup[1 - m]:
-      p = self.lookup[1 - m][text]
-    else:
+    p = -1 if text.lower() in NONE_ANSWERS else self.project.find(1 - m, text)
+    if p is None:
       kind = ("image", "text")[1 - m]
       raise AnswerError(
           f"{where}: unknown {kind} id {text!r} as the partner of query {qid}; use an id of the"
@@ -380,18 +382,21 @@ class _AnswerState:
     known = self.partner[m].get(i)
     if known is not None and known != p:
       raise AnswerError(
-          f"{where}: query {qid}'s item {self.names[m][i]} is already paired with"
+          f"{where}: query {qid}'s item {self._uid(m, i)} is already paired with"
           f" {self._name(m, known)}; an item is paired once"
       )
     if p >= 0 and self.partner[1 - m].get(p, i) != i:
       raise AnswerError(
-          f"{where}: {self.names[1 - m][p]} is already paired with"
+          f"{where}: {self._uid(1 - m, p)} is already paired with"
           f" {self._name(1 - m, self.partner[1 - m][p])}; an item is paired once"
       )
     self.answer[qid], self.where[qid] = p, where
     self._pair(m, i, p)
     return qid, p
 
+  def _uid(self, m, i):
+    return self.project.items(m, [i])[0][1]
+
   def _name(self, m, p):
     """How an answer to a query of modality m reads: the partner's content id, or 'none'."""
-    return "none" if p < 0 else self.names[1 - m][p]
+    return "none" if p < 0 else self._uid(1 - m, p)

@@ -44,18 +44,22 @@ small{display:block;color:#666}
 
 def _query_json(project, query):
   """A claimed query with its item and suggestions, as the page and /api/next show it."""
-  rows = [project.items(m) for m in (0, 1)]
 
-  def item(m, idx):
-    _, uid, user_id, source = rows[m][idx]
-    shown = dict(image=f"/image/{idx}") if m == IMAGE else dict(text=source)
-    return dict(id=uid, user_id=user_id, **shown)
+  def shown(m, ids):
+    return [
+        dict(
+            id=uid,
+            user_id=user_id,
+            **(dict(image=f"/image/{idx}") if m == IMAGE else dict(text=source)),
+        )
+        for idx, uid, user_id, source in project.items(m, ids)
+    ]
 
   return dict(
       qid=query.qid,
       kind=("image", "text")[query.modality],
-      item=item(query.modality, query.item),
-      candidates=[item(1 - query.modality, c) for c in query.candidates],
+      item=shown(query.modality, [query.item])[0],
+      candidates=shown(1 - query.modality, query.candidates),
   )
 
 
