@@ -73,6 +73,11 @@ the rounds of a shrinking pool reuse the compiled programs instead of compiling 
 
 Sharding: pools may be jax.Arrays sharded along N (NamedSharding(mesh, P("data", None))); the
 functions run under jit on them and select the same items as on one device.
+Multi-host: pools may be global arrays sharded by rows over every process's devices
+(`mesh.global_rows`), their row count rounded up to a multiple of the device count; pass the real
+counts as `sizes=` to `select` / `init_state` (the extra rows are padding, never picked).
+Storage: `storage="bfloat16"` (`select`, `init_state`) keeps the pools in bfloat16, halving the
+bytes every k-center pass reads; the arithmetic stays float32, on the rounded values.
 Precision note: distances use |x|^2 + |c|^2 - 2<x,c> in float32, whose absolute error is ~1e-6 on
 squared distances of unit vectors; near-ties below that may be ordered differently than in float64.
 """

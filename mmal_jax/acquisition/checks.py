@@ -12,11 +12,19 @@ import jax.numpy as jnp
 import numpy as np
 
 METRICS = ("euclidean", "cosine")
+# Storage dtypes of pools (`init_state(..., storage=)`): bfloat16 halves the bytes that every
+# k-center pass reads; the arithmetic stays float32.
+STORAGE = ("float32", "bfloat16")
 
 
 def check_metric(metric):
   if metric not in METRICS:
     raise ValueError(f"metric={metric!r} is unknown; use one of {METRICS}.")
+
+
+def check_storage(storage):
+  if storage not in STORAGE:
+    raise ValueError(f"storage={storage!r} is unknown; use one of {STORAGE}.")
 
 
 def check_count(name, value, *, minimum=0):
@@ -85,6 +93,24 @@ def check_modalities(pools, annotated):
   for m, x in enumerate(annotated):
     check_matrix(f"annotated[{m}] (modality {m})", x, dim=dim, dim_from="pools[0] (modality 0)")
   return tuple(sizes)
+
+
+def check_sizes(sizes, rows):
+  """The real row counts N_m of pools holding `rows` rows each (the rows past N_m are padding, as
+  in a pool sharded over processes, whose row count is a multiple of the device count): `rows`
+  itself when sizes is None. Returns a tuple of ints."""
+  if sizes is None:
+    return tuple(rows)
+  if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__") or len(sizes) != len(rows):
+    raise ValueError(f"sizes={sizes!r} must give one row count per pool ({len(rows)}).")
+  for m, (n, r) in enumerate(zip(sizes, rows)):
+    check_count(f"sizes[{m}] (modality {m})", n)
+    if n > r:
+      raise ValueError(
+          f"sizes[{m}]={n} > the {r} rows of pools[{m}] (modality {m}); sizes counts the real"
+          " rows at the top of each pool."
+      )
+  return tuple(int(n) for n in sizes)
 
 
 def is_fixed_modality(modality):

@@ -19,7 +19,8 @@ def kcenter_sq(points, cache, num_select):
   (reads N*d floats), so a round of k-center costs num_select reads of the pool.
 
   Args:
-    points: f32[N, d] (already normalized for the cosine metric).
+    points: [N, d] float32 or bfloat16 storage (already normalized for the cosine metric); every
+      distance is computed in float32 from the stored values.
     cache: f32[N] squared distance of each point to its nearest existing center (+inf: none).
     num_select: number of centers to add (static), <= N.
   Returns:
@@ -31,7 +32,8 @@ def kcenter_sq(points, cache, num_select):
   def body(i, carry):
     picks, cache = carry
     j = jnp.argmax(cache).astype(jnp.int32)  # first maximum: lowest index wins ties
-    sq = point_sq + point_sq[j] - 2 * jnp.dot(points, points[j], precision=distances.HIGHEST)
+    center = points[j].astype(jnp.float32)
+    sq = point_sq + point_sq[j] - 2 * distances.matvec(points, center)
     # Picked points are marked -1 (not 0) so that, once every point is covered, duplicates of a
     # pick (sq ~ 0) can still be chosen but a pick never is twice.
     cache = jnp.minimum(cache, jnp.maximum(sq, 0.0)).at[j].set(-1.0)

@@ -24,7 +24,7 @@ def reduce_scores(queries, candidates, init, step, chunk_size=None, num_candidat
 
   Args:
     queries: f32[Q, d].
-    candidates: f32[N, d].
+    candidates: [N, d] float32 or bfloat16 (converted chunk by chunk).
     init: rows -> carry pytree whose leaves have leading dimension `rows`.
     step: (carry, scores f32[rows, chunk] with -inf padding, ids int32[chunk]) -> carry.
     chunk_size: candidates per chunk (default: keeps a block under distances.BLOCK_ELEMENTS).
@@ -46,7 +46,8 @@ def reduce_scores(queries, candidates, init, step, chunk_size=None, num_candidat
   def one_block(qb):
     def body(carry, chunk):
       c, c_ids = chunk
-      s = jnp.dot(qb, c.T, precision=distances.HIGHEST)
+      # Cast one chunk at a time: bfloat16 candidates are never copied whole to float32.
+      s = jnp.dot(qb, c.astype(qb.dtype).T, precision=distances.HIGHEST)
       return step(carry, jnp.where(c_ids[None, :] < valid, s, -jnp.inf), c_ids), None
 
     carry, _ = lax.scan(body, init(bq), (chunks, ids))
@@ -77,7 +78,7 @@ def margins_f32(queries, candidates, chunk_size=None, num_candidates=None):
   unvalidated core of `margins`."""
   top1, top2 = reduce_scores(
       queries.astype(jnp.float32),
-      candidates.astype(jnp.float32),
+      candidates,
       _top2_init,
       _top2_step,
       chunk_size,

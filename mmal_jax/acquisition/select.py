@@ -154,7 +154,8 @@ def _uncertainty_round(state, modality, *, batch_size, coreset_size, key):
 
 def _badge_round(state, modality, *, batch_size, coreset_size, key, logit_scale):
   del coreset_size
-  pools, valid = state.padded_pools, _valid(state)
+  # BADGE's gradient embeddings are computed in float32 (a no-op for float32 storage).
+  pools, valid = tuple(p.astype(jnp.float32) for p in state.padded_pools), _valid(state)
   others = [(p, n) for o, (p, n) in enumerate(zip(pools, valid)) if o != modality]
   return badge_lib.badge(pools[modality], valid[modality], others, key, batch_size, logit_scale)
 
@@ -294,6 +295,8 @@ def select(
     metric="euclidean",
     logit_scale=10.0,
     modality=None,
+    sizes=None,
+    storage="float32",
 ):
   """One acquisition round from scratch.
 
@@ -318,6 +321,9 @@ def select(
     annotated: M arrays [K_m, d] of the annotated items' embeddings (K_m may be 0).
     batch_size, coreset_size, key, logit_scale, modality: as in `select_from_state`.
     metric: "euclidean" or "cosine" (distances of steps 1-2; margins always use inner products).
+    sizes: per modality, the real items at the top of pools[m] (the rest is padding, see
+      `init_state`); default every row.
+    storage: "float32" or "bfloat16", the dtype the pools are kept in (see `init_state`).
   Returns:
     Selection; Selection.index indexes pools[Selection.modality].
   Raises:
@@ -328,14 +334,15 @@ def select(
   """
   strategy = as_strategy(strategy, logit_scale=logit_scale)
   checks.check_metric(metric)
-  sizes = checks.check_modalities(pools, annotated)
+  checks.check_storage(storage)
+  sizes = checks.check_sizes(sizes, checks.check_modalities(pools, annotated))
   checks.check_round(
       strategy, sizes, batch_size=batch_size, coreset_size=coreset_size, modality=modality
   )
   if not (strategy.coverage or (strategy.modality == "coverage" and modality is None)):
     # Only strategies that read the distance to the annotated set need it; skip computing it.
     annotated = [a[:0] for a in annotated]
-  state = state_lib.build_state(pools, annotated, sizes, metric)
+  state = state_lib.build_state(pools, annotated, sizes, metric, storage)
   return _select(strategy, state, batch_size, coreset_size, key, modality)
 
 

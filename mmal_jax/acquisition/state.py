@@ -25,8 +25,9 @@ class AcquisitionState:
   that the rounds of a shrinking pool reuse compiled programs.
 
   Attributes:
-    padded_pools: per modality m, f32[bucket(N_m), d]: the N_m still-unaligned items' embeddings
-      in the caller's order (L2-normalized again when metric == "cosine"), then zero rows.
+    padded_pools: per modality m, [bucket(N_m), d] in the storage dtype (float32, or bfloat16
+      with storage="bfloat16"): the N_m still-unaligned items' embeddings in the caller's order
+      (L2-normalized again when metric == "cosine"), then zero rows.
     padded_min_sq: per modality m, f32[bucket(N_m)]: squared Euclidean distance (in the
       normalized space for cosine, where it is twice the cosine distance) from each pool item to
       its nearest annotated item of modality m, +inf while modality m has none; -inf on padding.
@@ -68,22 +69,34 @@ def _padded_min_sq(padded_pool, size, centers, metric):
   )
 
 
-def init_state(pools, annotated, *, metric="euclidean"):
+def init_state(pools, annotated, *, metric="euclidean", sizes=None, storage="float32"):
   """Builds the state from scratch: O(sum_m N_m K_m d).
 
   Args:
-    pools: M >= 2 arrays [N_m, d] of the unaligned items' embeddings (may be sharded along N).
+    pools: M >= 2 arrays [R_m, d] of the unaligned items' embeddings (may be sharded along R_m,
+      over one process's devices or, as `mesh.global_rows` builds them, over every process's).
     annotated: M arrays [K_m, d] of the annotated items' embeddings (K_m may be 0).
     metric: "euclidean" or "cosine".
+    sizes: per modality N_m <= R_m, the real items at the top of pools[m] (the rest is padding
+      and never picked, e.g. the rows that round a global array up to a multiple of the device
+      count); default R_m.
+    storage: "float32" or "bfloat16", the dtype the pools are kept in. bfloat16 halves the bytes
+      that each k-center pass reads (the round's main cost); distances and scores are still
+      computed in float32, from values rounded to 8 significant bits (relative error <= 2^-9), so
+      near-ties may be ordered differently than with float32 storage.
   """
   checks.check_metric(metric)
-  return build_state(pools, annotated, checks.check_modalities(pools, annotated), metric)
+  checks.check_storage(storage)
+  rows = checks.check_modalities(pools, annotated)
+  return build_state(pools, annotated, checks.check_sizes(sizes, rows), metric, storage)
 
 
-def build_state(pools, annotated, sizes, metric):
+def build_state(pools, annotated, sizes, metric, storage="float32"):
   """`init_state` without the input checks, for callers that ran them already (sizes: N_m)."""
   pools = tuple(
-      distances.prepare(padding.pad_rows(p, padding.bucket(n)), metric)
+      distances.prepare(padding.pad_rows(p, max(padding.bucket(n), p.shape[0])), metric).astype(
+          storage
+      )
       for p, n in zip(pools, sizes)
   )
   min_sq = tuple(_padded_min_sq(p, n, a, metric) for p, n, a in zip(pools, sizes, annotated))
