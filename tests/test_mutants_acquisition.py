@@ -203,3 +203,14 @@ def test_rounds_of_one_item_and_of_none_update_the_state_exactly(metric):
           modality=m,
       )
       np.testing.assert_array_equal(got.index, want.index)
+
+
+def test_kcenter_may_pick_every_point():
+  # num_select == N is allowed (only N + 1 is an error): farthest-first then orders all points.
+  points = np.array([[0.0], [1.0], [10.0], [4.0]], np.float32)
+  picks, dist = acquisition.kcenter_greedy(points, 4)
+  want, cache, _ = ref.kcenter(points, 4, np.zeros((0, 1)), "euclidean")
+  np.testing.assert_array_equal(np.asarray(picks), want)
+  np.testing.assert_allclose(np.asarray(dist), cache, atol=1e-6)
+  with pytest.raises(ValueError, match="num_select=5 > 4 points"):
+    acquisition.kcenter_greedy(points, 5)
