@@ -629,7 +629,9 @@ class _Stream:
 def _initial_params(exp, seed):
   """Round 0's params: the pretrained ones, or (model.initialization "scratch") random ones drawn
   from PRNGKey(seed)."""
-  if exp.config.model.get("initialization", "pretrained") != "scratch":
+  # experiment.load_model drew exp.pretrained from PRNGKey(0) for "scratch": seed 0 reuses it
+  # (models.init_params compiles model.init afresh on every call: minutes on a loaded CPU).
+  if exp.config.model.get("initialization", "pretrained") != "scratch" or seed == 0:
     return exp.pretrained
   return jax.device_get(models.init_params(exp.model, exp.config.model, jax.random.PRNGKey(seed)))
 

@@ -1,6 +1,7 @@
 """configs/siglip_datacomp_stream.py end to end on a tiny synthetic stream in the webdataset
 layout: rounds, continued training, the bounded annotated window, resume, a stream too short."""
 
+import dataclasses
 import importlib.util
 import json
 import os
@@ -45,7 +46,8 @@ def stream(tmp_path_factory):
   )
   config = _config(shards, test)
   workdir = str(root / "reference")
-  return config, workdir, loop.train_and_evaluate(config, workdir)
+  records = loop.train_and_evaluate(config, workdir)
+  return config, workdir, records, experiment.setup(config)
 
 
 def _scores(records):
@@ -53,7 +55,7 @@ def _scores(records):
 
 
 def test_stream_run_rounds_and_window(stream):
-  config, workdir, records = stream
+  config, workdir, records, exp = stream
   assert [r["round"] for r in records] == [0, 1, 2, 3]
   assert [r["num_pairs"] for r in records] == [0, 4, 8, 12]
   assert [r["percent_annotated"] for r in records] == [0.0, 100 / 12, 200 / 12, 300 / 12]
@@ -68,7 +70,6 @@ def test_stream_run_rounds_and_window(stream):
     } <= set(r)
   # Training continues: every round changes the model, so the held-out scores are recomputed
   # from new params; the saved state holds only the window's answers, not all 12 pairs bought.
-  exp = experiment.setup(config)
   ckpt = checkpoints.Checkpointer(os.path.join(workdir, "checkpoints"))
   try:
     state = loop.restore(exp, ckpt)
@@ -90,7 +91,7 @@ def test_stream_run_rounds_and_window(stream):
 
 
 def test_stream_run_resumes_identically(stream, tmp_path, monkeypatch):
-  config, _, records = stream
+  config, _, records, _ = stream
   workdir = str(tmp_path / "run")
   real, calls = loop._stream_round, []
 
@@ -111,8 +112,10 @@ def test_stream_run_resumes_identically(stream, tmp_path, monkeypatch):
 
 
 def test_a_stream_too_short_is_one_line(stream):
-  config, _, _ = stream
-  exp = experiment.setup(_config(config.data.shards, config.data.test_shards, rounds=4))
+  _, _, _, exp = stream  # 3 rounds of 16 fit in its 50 pairs; a 4th buffer does not
+  exp = dataclasses.replace(
+      exp, config=_config(exp.config.data.shards, exp.config.data.test_shards, rounds=4)
+  )
   buffers = iter(exp.source.buffers(16))
   for b in range(3):  # 48 of the 50 pairs
     assert len(loop._next_buffer(exp, buffers, b)) == 16
