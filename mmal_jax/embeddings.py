@@ -11,6 +11,7 @@ import math
 from typing import Optional
 
 import jax
+from jax.experimental.multihost_utils import process_allgather
 import numpy as np
 
 from mmal_jax import mesh as mesh_lib
@@ -43,7 +44,9 @@ def _embed_all(model, params, x, tower, batch_size, mesh) -> np.ndarray:
     if pad:
       chunk = np.concatenate([chunk, np.zeros((pad, *chunk.shape[1:]), chunk.dtype)])
     outs.append(_embed(params, jax.device_put(chunk, sharded), model=model, tower=tower))
-  return np.concatenate([np.asarray(o, np.float32) for o in jax.device_get(outs)])[:n]
+  # Multi-process, every process gets every row (the outputs span other processes' devices).
+  outs = jax.device_get(outs) if jax.process_count() == 1 else process_allgather(outs, tiled=True)
+  return np.concatenate([np.asarray(o, np.float32) for o in outs])[:n]
 
 
 def embed_images(

@@ -21,6 +21,7 @@ from ml_collections import config_flags
 from mmal_jax import experiment
 from mmal_jax import files
 from mmal_jax import loop
+from mmal_jax import mesh
 
 
 def define_flags(flag_values, argv=None):
@@ -41,6 +42,15 @@ def define_flags(flag_values, argv=None):
 
 
 _CONFIG, _WORKDIR = define_flags(flags.FLAGS)
+# Multi-host launch (README "Scale"): the topology of this launch, not part of the experiment, so
+# it stays out of the config (and of config.json, which a resumed run must match).
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator_address",
+    None,
+    "Multi-host: host:port of process 0; starts jax.distributed (also MMAL_JAX_DISTRIBUTED=1).",
+)
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Multi-host: processes in all.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "Multi-host: this process, 0..N-1.")
 
 
 class UsageError(ValueError):
@@ -208,6 +218,8 @@ def main(argv):
   # compiles (tens of seconds on a small CPU) that dominate short experiments.
   jax.config.update("jax_compilation_cache_dir", os.path.join(files.default_cache_dir(), "jax"))
   try:
+    # Before any device work: multi-host runs start jax.distributed here (README "Scale").
+    mesh.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     loop.train_and_evaluate(config, workdir)
   except experiment.ConfigError as e:
     _fail(e)
