@@ -47,7 +47,8 @@ def smoke(tmp_path_factory):
   root = tmp_path_factory.mktemp("claims")
   patch = pytest.MonkeyPatch()
   patch.setenv("MMAL_JAX_CACHE", str(root / "cache"))
-  patch.setattr(logs, "plot_curves", lambda records, path, **kw: None)  # the loop's own figure: 2 s a run
+  # The loop's own figure: 2 s a run.
+  patch.setattr(logs, "plot_curves", lambda records, path, **kw: None)
   args = claims.Args(
       seeds=SEEDS, smoke=True, workdir=str(root / "runs"), results=str(root / "results")
   )
