@@ -18,6 +18,17 @@ count over the measured time, for the strategies whose cost is k-center passes.
 Then the check the issue asks for: N = 200k, d = 512, B_C = 200, "ours" vs that floor and vs NumPy.
 
 Writes experiments/results/bench_acquisition.json and prints a table.
+
+  python -m experiments.bench_acquisition --parts --out experiments/results/bench_acquisition_parts.json
+
+--parts: where a whole "ours" round from scratch (`select` on host arrays, N = --check-n, K = 1,000
+annotated per modality, B = B_C = --check-coreset) spends its time: the whole round, then its
+parts (input checks, building the state, the round on the state) and the bare computations (step 1:
+nearest-annotated distances of both pools; k-center alone; margins alone), each the minimum of
+--repeats runs taken in turn in one process (ratios survive a loaded machine better than seconds;
+os.getloadavg() is recorded with each), wall and process CPU seconds; then the same with
+storage="bfloat16": the round on the state, k-center alone, and the share of picks that agree with
+float32 storage over --bf16-seeds pools.
 """
 
 import argparse
@@ -134,8 +145,10 @@ def run_grid(args, bandwidth):
   for n in args.sizes:
     pools, annotated = make_pools(n, args.dim, args.batch_size, seed=n)
     state = acquisition.init_state(pools, annotated)
-    pools_np = [np.asarray(p) for p in state.pools]
-    caches_np = [np.asarray(c) for c in state.min_sq]
+    # Host copies only for the NumPy reference (at 2M x 256 they are 4 GB).
+    numpy = "numpy_ours" in args.strategies
+    pools_np = [np.asarray(p) for p in state.pools] if numpy else None
+    caches_np = [np.asarray(c) for c in state.min_sq] if numpy else None
     for name in args.strategies:
       ns, ts = history[name]
       if name in predicted_out:
@@ -164,7 +177,7 @@ def run_grid(args, bandwidth):
       )
       ns.append(n)
       ts.append(seconds)
-      row = dict(strategy=name, n=n, seconds=seconds, runs=runs)
+      row = dict(strategy=name, n=n, seconds=seconds, runs=runs, load_average=os.getloadavg())
       if name in KCENTER_PASSES:
         passes = getattr(args, KCENTER_PASSES[name])
         gbytes = passes * n * args.dim * 4 / 1e9
@@ -210,6 +223,85 @@ def floor_check(args, bandwidth):
   )
 
 
+def _min_times(parts, repeats):
+  """{name: dict(wall, cpu, load_average)}: the minimum over `repeats` runs of each callable,
+  taken in turn (one untimed run each first)."""
+  for f in parts.values():
+    jax.block_until_ready(f())
+  best = {}
+  for _ in range(repeats):
+    for name, f in parts.items():
+      wall, cpu = time.perf_counter(), time.process_time()
+      jax.block_until_ready(f())
+      wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+      old = best.get(name, dict(wall=np.inf, cpu=np.inf, load_average=[]))
+      best[name] = dict(
+          wall=min(old["wall"], wall),
+          cpu=min(old["cpu"], cpu),
+          load_average=old["load_average"] + [os.getloadavg()[0]],
+      )
+    print("  " + ", ".join(f"{k} {v['wall']:.2f}" for k, v in best.items()), flush=True)
+  return best
+
+
+def parts_check(args):
+  """The whole "ours" round against its parts, and bfloat16 storage against float32."""
+  from mmal_jax.acquisition import checks  # pylint: disable=g-import-not-at-top
+  from mmal_jax.acquisition import distances  # pylint: disable=g-import-not-at-top
+  from mmal_jax.acquisition import kcenter  # pylint: disable=g-import-not-at-top
+  from mmal_jax.acquisition import scores  # pylint: disable=g-import-not-at-top
+
+  n, bc, k = args.check_n, args.check_coreset, args.parts_annotated
+  dev_pools, dev_annotated = make_pools(n, args.dim, k, seed=1)
+  pools, annotated = [np.asarray(p) for p in dev_pools], [np.asarray(a) for a in dev_annotated]
+  kw = dict(batch_size=bc, coreset_size=bc, key=jax.random.key(0))
+  state = acquisition.init_state(pools, annotated)
+  half = acquisition.init_state(pools, annotated, storage="bfloat16")
+  cache = distances.min_sq_distances(dev_pools[0], dev_annotated[0])
+  queries = dev_pools[0][:bc]
+  parts = dict(
+      whole=lambda: acquisition.select("ours", pools, annotated, **kw).index,
+      checks=lambda: checks.check_modalities(pools, annotated),
+      build_state=lambda: acquisition.init_state(pools, annotated).padded_min_sq,
+      round_on_state=lambda: acquisition.select_from_state("ours", state, **kw).index,
+      step1=lambda: [distances.min_sq_distances(p, a) for p, a in zip(dev_pools, dev_annotated)],
+      kcenter=lambda: kcenter.kcenter_sq(dev_pools[0], cache, bc),
+      margins=lambda: scores.margins_f32(queries, dev_pools[1]),
+      round_on_state_bf16=lambda: acquisition.select_from_state("ours", half, **kw).index,
+      kcenter_bf16=lambda: kcenter.kcenter_sq(half.padded_pools[0], half.padded_min_sq[0], bc),
+  )
+  best = _min_times(parts, args.repeats)
+  agree = []
+  for seed in range(args.bf16_seeds):
+    p, a = make_pools(min(n, 20_000), args.dim, k, seed=100 + seed)
+    f32 = acquisition.select("ours", p, a, **kw)
+    bf = acquisition.select("ours", p, a, storage="bfloat16", **kw)
+    same = int(f32.modality[0]) == int(bf.modality[0])
+    agree.append(len(set(f32.index.tolist()) & set(bf.index.tolist())) / bc if same else 0.0)
+  ideal = {u: sum(best[p][u] for p in ("step1", "kcenter", "margins")) for u in ("wall", "cpu")}
+  return dict(
+      n=n,
+      dim=args.dim,
+      annotated=k,
+      coreset_size=bc,
+      batch_size=bc,
+      repeats=args.repeats,
+      parts=best,
+      whole_over_sum_of_bare_parts={u: best["whole"][u] / ideal[u] for u in ideal},
+      shares_of_whole={
+          u: {p: best[p][u] / best["whole"][u] for p in best if p != "whole"} for u in ideal
+      },
+      bf16_round_speedup={
+          u: best["round_on_state"][u] / best["round_on_state_bf16"][u] for u in ideal
+      },
+      bf16_kcenter_speedup={u: best["kcenter"][u] / best["kcenter_bf16"][u] for u in ideal},
+      bf16_pick_agreement=dict(
+          n=min(n, 20_000), seeds=args.bf16_seeds, per_seed=agree, mean=float(np.mean(agree))
+      ),
+      load_average_end=os.getloadavg(),
+  )
+
+
 def parse_args():
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   p.add_argument("--min-n", type=float, default=1e3)
@@ -241,6 +333,9 @@ def parse_args():
   p.add_argument("--check-n", type=int, default=200_000)
   p.add_argument("--check-coreset", type=int, default=200)
   p.add_argument("--no-check", action="store_true")
+  p.add_argument("--parts", action="store_true", help="only the parts and bfloat16 check")
+  p.add_argument("--parts-annotated", type=int, default=1000)
+  p.add_argument("--bf16-seeds", type=int, default=5)
   p.add_argument("--quick", action="store_true", help="N <= 3e4, d = 128, 1 repeat, small check")
   p.add_argument(
       "--out", default=os.path.join(os.path.dirname(__file__), "results", "bench_acquisition.json")
@@ -292,6 +387,15 @@ def print_table(rows, exponents, check, bandwidth, rates):
 
 def main():
   args = parse_args()
+  if args.parts:
+    result = parts_check(args)
+    result["machine"] = dict(
+        platform=platform.platform(), cpu_count=os.cpu_count(), jax=jax.__version__
+    )
+    print(json.dumps({k: v for k, v in result.items() if k != "parts"}, indent=1))
+    files.write_text(args.out, json.dumps(result, indent=1))
+    print(f"wrote {args.out}")
+    return
   bandwidth, rates = measure_read_bandwidth()
   print(f"read bandwidth {bandwidth:.1f} GB/s; sizes {args.sizes}", flush=True)
   rows, exponents = run_grid(args, bandwidth)
