@@ -45,7 +45,7 @@ def two_processes(tmp_path_factory):
   logs = []
   try:
     for p in procs:
-      logs.append(p.communicate(timeout=300)[0])
+      logs.append(p.communicate(timeout=600)[0])
   finally:
     for p in procs:
       p.kill()
@@ -72,11 +72,13 @@ def test_same_picks_as_one_process(two_processes, one_process):
 def test_same_training_and_embeddings_as_one_process(two_processes, one_process):
   assert set(two_processes) == set(one_process)
   # The gradients' all-reduce crosses processes through gloo, which may sum the 4 devices' parts
-  # in another order than XLA does within one process: float32 rounding, hence the tolerance.
+  # in another order than XLA does within one process: float32 rounding, which Adam's division by
+  # sqrt(v) amplifies on small gradients; tolerances as test_train's 1-vs-8-device check
+  # (measured: losses 2e-7 relative, parameters 7.6e-6, embeddings 2.7e-7 apart).
   np.testing.assert_allclose(two_processes["loss"], one_process["loss"], rtol=1e-5)
   for key in one_process:
     if key.startswith("params/") and not key.endswith("key/bias"):  # see test_train.py
-      np.testing.assert_allclose(two_processes[key], one_process[key], rtol=1e-4, atol=1e-6)
+      np.testing.assert_allclose(two_processes[key], one_process[key], rtol=1e-4, atol=1e-5)
   np.testing.assert_allclose(two_processes["embeddings"], one_process["embeddings"], atol=1e-5)
 
 
