@@ -49,20 +49,34 @@ from mmal_jax import files
 from mmal_jax.training import train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_CONFIG = config_flags.DEFINE_config_file(
-    "config",
-    os.path.join(ROOT, "configs", "siglip_colorswap.py"),
-    "Experiment config (model, data, train).",
-)
-_SEEDS = flags.DEFINE_list(
-    "seeds", ["0", "1", "2", "3"], "Seeds of the random subsets and of training."
-)
-_FRACTIONS = flags.DEFINE_list(
-    "fractions", ["0.05", "0.3"], "Pool shares to train on; the criteria need 0.05 and 0.3."
-)
-_OUT = flags.DEFINE_string(
-    "out", os.path.join(ROOT, "experiments", "results", "regime_check.json"), "Where the JSON goes."
-)
+_CONFIG = None
+_SEEDS = None
+_FRACTIONS = None
+_OUT = None
+
+
+def define_flags():
+  """Defined when run as a script, so that importing this module (tests) defines none."""
+  global _CONFIG, _SEEDS, _FRACTIONS, _OUT
+  if _CONFIG is not None:  # already defined
+    return
+  _CONFIG = config_flags.DEFINE_config_file(
+      "config",
+      os.path.join(ROOT, "configs", "siglip_colorswap.py"),
+      "Experiment config (model, data, train).",
+  )
+  _SEEDS = flags.DEFINE_list(
+      "seeds", ["0", "1", "2", "3"], "Seeds of the random subsets and of training."
+  )
+  _FRACTIONS = flags.DEFINE_list(
+      "fractions", ["0.05", "0.3"], "Pool shares to train on; the criteria need 0.05 and 0.3."
+  )
+  _OUT = flags.DEFINE_string(
+      "out",
+      os.path.join(ROOT, "experiments", "results", "regime_check.json"),
+      "Where the JSON goes.",
+  )
+
 
 # (name, what, paper, check(summary) -> (value, passed)).
 CRITERIA = (
@@ -260,4 +274,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

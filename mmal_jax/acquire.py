@@ -193,17 +193,39 @@ def acquire_stream(
     yield tuple(uids[i] for i in bought.tolist()), queried
 
 
-_EMBEDDINGS = flags.DEFINE_string("embeddings", None, "brace pattern of .npz feature files")
-_KEY = flags.DEFINE_enum("key", "b32", KEYS, "which features: {key}_img and {key}_txt")
-_BUDGET = flags.DEFINE_integer("budget", 512, "queries per round (B)")
-_ROUNDS = flags.DEFINE_integer("rounds", 1, "pool mode: rounds of --budget queries")
-_BUFFER = flags.DEFINE_integer("buffer_size", 0, "> 0: stream mode, one round per buffer")
-_CORESET = flags.DEFINE_integer("coreset_size", 0, "B_C (0: 2 * budget)")
-_STRATEGY = flags.DEFINE_string("strategy", "ours", "ours, random, coreset, uncertainty, badge")
-_METRIC = flags.DEFINE_enum("metric", "euclidean", ("euclidean", "cosine"), "distance")
-_WINDOW = flags.DEFINE_integer("annotated_window", 0, "stream mode: S = last pairs bought (0: all)")
-_SEED = flags.DEFINE_integer("seed", 0, "PRNG seed (random, coreset, badge)")
-_OUT = flags.DEFINE_string("out", None, "output TSV: uid, round, modality per query")
+_EMBEDDINGS = None
+_KEY = None
+_BUDGET = None
+_ROUNDS = None
+_BUFFER = None
+_CORESET = None
+_STRATEGY = None
+_METRIC = None
+_WINDOW = None
+_SEED = None
+_OUT = None
+
+
+def define_flags():
+  """The command line's flags, on absl's global FLAGS; defined when run as a script or by a test,
+  so that importing this module next to other command-line modules defines none."""
+  global _EMBEDDINGS, _KEY, _BUDGET, _ROUNDS, _BUFFER, _CORESET, _STRATEGY, _METRIC, _WINDOW, _SEED
+  global _OUT
+  if _EMBEDDINGS is not None:  # already defined
+    return
+  _EMBEDDINGS = flags.DEFINE_string("embeddings", None, "brace pattern of .npz feature files")
+  _KEY = flags.DEFINE_enum("key", "b32", KEYS, "which features: {key}_img and {key}_txt")
+  _BUDGET = flags.DEFINE_integer("budget", 512, "queries per round (B)")
+  _ROUNDS = flags.DEFINE_integer("rounds", 1, "pool mode: rounds of --budget queries")
+  _BUFFER = flags.DEFINE_integer("buffer_size", 0, "> 0: stream mode, one round per buffer")
+  _CORESET = flags.DEFINE_integer("coreset_size", 0, "B_C (0: 2 * budget)")
+  _STRATEGY = flags.DEFINE_string("strategy", "ours", "ours, random, coreset, uncertainty, badge")
+  _METRIC = flags.DEFINE_enum("metric", "euclidean", ("euclidean", "cosine"), "distance")
+  _WINDOW = flags.DEFINE_integer(
+      "annotated_window", 0, "stream mode: S = last pairs bought (0: all)"
+  )
+  _SEED = flags.DEFINE_integer("seed", 0, "PRNG seed (random, coreset, badge)")
+  _OUT = flags.DEFINE_string("out", None, "output TSV: uid, round, modality per query")
 
 
 def _run():
@@ -259,4 +281,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

@@ -42,34 +42,61 @@ from mmal_jax.data.pairs import DataError
 VERBS = ("init", "next", "ingest", "serve", "train", "status", "export")
 _DEFAULT_CONFIG = os.path.join(os.path.dirname(__file__), "annotation", "config.py")
 
-_PROJECT = flags.DEFINE_string("project", None, "The project directory.")
-_CONFIG = config_flags.DEFINE_config_file(
-    "config",
-    _DEFAULT_CONFIG,
-    "init: the project config (default: the embedded model).",
-    lock_config=True,
-)
-_IMAGES = flags.DEFINE_string("images", None, "init: a folder of images or a list file of paths.")
-_TEXTS = flags.DEFINE_string(
-    "texts", None, "init: texts, .txt (a line each), .csv (id,text), .jsonl."
-)
-_PAIRS = flags.DEFINE_string("pairs", None, "init: known pairs to train on, CSV image_id,text_id.")
-_TEST_PAIRS = flags.DEFINE_string(
-    "test_pairs", None, "init: known pairs held out to score each round (status' curve)."
-)
-_STRATEGY = flags.DEFINE_string(
-    "strategy", None, "next: the acquisition strategy (default: config)."
-)
-_BUDGET = flags.DEFINE_integer(
-    "budget", None, "next: queries in the batch (default: config.per_round)."
-)
-_URL_PREFIX = flags.DEFINE_string(
-    "image_url_prefix", labelstudio.DEFAULT_IMAGE_URL_PREFIX, "next: Label Studio image URL prefix."
-)
-_OUT = flags.DEFINE_string("out", None, "export: output folder (default: <project>/export).")
-_SHARD_SIZE = flags.DEFINE_integer("shard_size", 1000, "export: pairs per webdataset shard.")
-_HOST = flags.DEFINE_string("host", "127.0.0.1", "serve: the address to listen on.")
-_PORT = flags.DEFINE_integer("port", 8080, "serve: the port (0: any free one, printed).")
+_PROJECT = None
+_CONFIG = None
+_IMAGES = None
+_TEXTS = None
+_PAIRS = None
+_TEST_PAIRS = None
+_STRATEGY = None
+_BUDGET = None
+_URL_PREFIX = None
+_OUT = None
+_SHARD_SIZE = None
+_HOST = None
+_PORT = None
+
+
+def define_flags():
+  """The command line's flags, on absl's global FLAGS; defined when run as a script, so that
+  importing this module next to other command-line modules (main, acquire) defines none."""
+  global _PROJECT, _CONFIG, _IMAGES, _TEXTS, _PAIRS, _TEST_PAIRS, _STRATEGY, _BUDGET, _URL_PREFIX
+  global _OUT, _SHARD_SIZE, _HOST, _PORT
+  if _PROJECT is not None:  # already defined
+    return
+  _PROJECT = flags.DEFINE_string("project", None, "The project directory.")
+  _CONFIG = config_flags.DEFINE_config_file(
+      "config",
+      _DEFAULT_CONFIG,
+      "init: the project config (default: the embedded model).",
+      lock_config=True,
+  )
+  _IMAGES = flags.DEFINE_string("images", None, "init: a folder of images or a list file of paths.")
+  _TEXTS = flags.DEFINE_string(
+      "texts", None, "init: texts, .txt (a line each), .csv (id,text), .jsonl."
+  )
+  _PAIRS = flags.DEFINE_string(
+      "pairs", None, "init: known pairs to train on, CSV image_id,text_id."
+  )
+  _TEST_PAIRS = flags.DEFINE_string(
+      "test_pairs", None, "init: known pairs held out to score each round (status' curve)."
+  )
+  _STRATEGY = flags.DEFINE_string(
+      "strategy", None, "next: the acquisition strategy (default: config)."
+  )
+  _BUDGET = flags.DEFINE_integer(
+      "budget", None, "next: queries in the batch (default: config.per_round)."
+  )
+  _URL_PREFIX = flags.DEFINE_string(
+      "image_url_prefix",
+      labelstudio.DEFAULT_IMAGE_URL_PREFIX,
+      "next: Label Studio image URL prefix.",
+  )
+  _OUT = flags.DEFINE_string("out", None, "export: output folder (default: <project>/export).")
+  _SHARD_SIZE = flags.DEFINE_integer("shard_size", 1000, "export: pairs per webdataset shard.")
+  _HOST = flags.DEFINE_string("host", "127.0.0.1", "serve: the address to listen on.")
+  _PORT = flags.DEFINE_integer("port", 8080, "serve: the port (0: any free one, printed).")
+
 
 ERRORS = (
     project_lib.ProjectError,
@@ -356,4 +383,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main, flags_parser=_parse_flags)

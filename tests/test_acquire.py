@@ -121,6 +121,7 @@ def test_bad_files_are_one_line_errors(tmp_path):
 
 def _cli(argv):
   """Runs the command line in this process (absl flags parsed afresh); returns its exit status."""
+  acquire.define_flags()
   flags.FLAGS.unparse_flags()
   flags.FLAGS(["acquire"] + argv)
   try:
