@@ -263,6 +263,24 @@ def start(exp: Experiment, run_index: int, records=()) -> RunState:
   )
 
 
+def _select(exp, strategy, pools, annotated, picks, key):
+  """acquisition.select of `picks` items under the config's B_C, metric and query modality;
+  returns (selection, compiles.Stopwatch): seconds of steady-state work, the compiles of the first
+  rounds recorded apart."""
+  with compiles.Stopwatch() as watch:
+    selection = acquisition.select(
+        strategy,
+        pools,
+        annotated,
+        batch_size=picks,
+        coreset_size=max(exp.config.coreset_size, picks),
+        key=key,
+        metric=exp.config.metric,
+        modality=exp.query_modality,
+    )
+  return selection, watch
+
+
 def propose(exp: Experiment, state: RunState) -> Queries:
   """The queries of round state.round + 1, best first: selection only, no side effects.
 
@@ -284,18 +302,7 @@ def propose(exp: Experiment, state: RunState) -> Queries:
   picks = acquisition.picks_for_budget(
       strategy, config.per_round, [len(v) for v in visible], modality=exp.query_modality
   )
-  # Seconds of steady-state work: the compiles of the first rounds are recorded apart.
-  with compiles.Stopwatch() as watch:
-    selection = acquisition.select(
-        strategy,
-        pools,
-        annotated,
-        batch_size=picks,
-        coreset_size=max(config.coreset_size, picks),
-        key=select_key,
-        metric=config.metric,
-        modality=exp.query_modality,
-    )
+  selection, watch = _select(exp, strategy, pools, annotated, picks, select_key)
   modality, index = np.asarray(selection.modality), np.asarray(selection.index)
   item = np.array([visible[m][i] for m, i in zip(modality.tolist(), index.tolist())], np.int64)
   return Queries(
@@ -766,17 +773,7 @@ def _stream_round(exp, state, stream):
   picks = acquisition.picks_for_budget(
       strategy, config.per_round, [size, size], modality=exp.query_modality
   )
-  with compiles.Stopwatch() as acquisition_watch:  # steady-state seconds, compiles apart
-    selection = acquisition.select(
-        strategy,
-        pools,
-        annotated,
-        batch_size=picks,
-        coreset_size=max(config.coreset_size, picks),
-        key=select_key,
-        metric=config.metric,
-        modality=exp.query_modality,
-    )
+  selection, acquisition_watch = _select(exp, strategy, pools, annotated, picks, select_key)
   modality, index = np.asarray(selection.modality), np.asarray(selection.index)
   queries = Queries(
       modality=modality.astype(np.int64),

@@ -48,6 +48,8 @@ def readme_commands(text):
   spans += [line.strip() for line in text.splitlines() if line.startswith("    ")]  # code blocks
   out = []
   for span in spans:
+    if "mmal_jax.main" in span and ("--coordinator_address" in span or "--command=" in span):
+      continue  # multi-host launch templates for other machines (tests/test_multihost.py)
     if "mmal_jax.main" in span:
       command = next(c for c in span.split("&&") if "mmal_jax.main" in c)
       args = shlex.split(command.split("mmal_jax.main", 1)[1])
