@@ -314,6 +314,30 @@ def propose(exp: Experiment, state: RunState) -> Queries:
   )
 
 
+def _fit(exp, init, images, tokens, key, what, last_good):
+  """train.fit from `init` on f32 `images` and int32 `tokens` under the config; returns (host
+  params, compiles.Stopwatch of the fit). Raises Diverged naming `what` and the last good round."""
+  try:
+    with compiles.Stopwatch() as watch:
+      params, _ = train.fit(
+          exp.model,
+          init,
+          images,
+          tokens,
+          exp.config.train,
+          key=key,
+          loss=exp.config.model.loss,
+          lock_image=exp.config.model.lock_image,
+          mesh=exp.mesh,
+      )
+      params = jax.device_get(params)
+  except train.Diverged as e:
+    raise Diverged(
+        f"training diverged in {what}: {e}; round {last_good} is the last good state"
+    ) from None
+  return params, watch
+
+
 def learn(
     exp: Experiment,
     state: RunState,
@@ -342,25 +366,15 @@ def learn(
   img_ids, txt_ids = log.pairs()
   _, train_key = _keys(seed, state.round + 1)
   rows = world.unaligned.rows
-  try:
-    with compiles.Stopwatch() as watch:
-      params, _ = train.fit(
-          exp.model,
-          exp.pretrained,
-          exp.prep.images(exp.source.images(rows[IMAGE][img_ids])),
-          exp.pool_tokens[rows[TEXT][txt_ids]],
-          exp.config.train,
-          key=train_key,
-          loss=exp.config.model.loss,
-          lock_image=exp.config.model.lock_image,
-          mesh=exp.mesh,
-      )
-      params = jax.device_get(params)
-  except train.Diverged as e:
-    raise Diverged(
-        f"training diverged in round {state.round + 1} of strategy {strategy!r}, seed {seed} "
-        f"({len(img_ids)} pairs): {e}; round {state.round} is the last good state"
-    ) from None
+  params, watch = _fit(
+      exp,
+      exp.pretrained,
+      exp.prep.images(exp.source.images(rows[IMAGE][img_ids])),
+      exp.pool_tokens[rows[TEXT][txt_ids]],
+      train_key,
+      f"round {state.round + 1} of strategy {strategy!r}, seed {seed} ({len(img_ids)} pairs)",
+      state.round,
+  )
   last_good = state.round
   state = RunState(
       run_index=state.run_index,
@@ -808,25 +822,15 @@ def _stream_round(exp, state, stream):
     init, images, texts = state.params, block.images[rows], tokens[rows]
   else:
     init, images, texts = _initial_params(exp, seed), stream.images, stream.tokens
-  try:
-    with compiles.Stopwatch() as train_watch:
-      params, _ = train.fit(
-          exp.model,
-          init,
-          exp.prep.images(images),
-          texts,
-          config.train,
-          key=train_key,
-          loss=config.model.loss,
-          lock_image=config.model.lock_image,
-          mesh=exp.mesh,
-      )
-      params = jax.device_get(params)
-  except train.Diverged as e:
-    raise Diverged(
-        f"training diverged in round {rnd} of strategy {name!r}, seed {seed} ({len(rows)} new "
-        f"pairs): {e}; round {state.round} is the last good state"
-    ) from None
+  params, train_watch = _fit(
+      exp,
+      init,
+      exp.prep.images(images),
+      texts,
+      train_key,
+      f"round {rnd} of strategy {name!r}, seed {seed} ({len(rows)} new pairs)",
+      state.round,
+  )
   previous = state.records[-1]
   state, zimg = _stream_record(
       exp,
