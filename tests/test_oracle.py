@@ -86,3 +86,42 @@ def test_answer_buys_a_batch_in_order_and_the_log_replays_the_bought_sets():
   # A replayed oracle refuses what the log already bought.
   with pytest.raises(ValueError, match="already bought"):
     Oracle((img_partner, txt_partner), log=log.to_json()).query(0, [2])
+
+
+def test_answers_bought_and_pairs_count_partner_id_zero_against_a_brute_force():
+  """A log whose answers reveal image 0 and text 0 (id 0 is a partner like any other)."""
+  from mmal_jax.annotation.oracle import Answers  # pylint: disable=g-import-not-at-top
+
+  # Truth: image 0 - text 2, image 1 - text 0, image 2 - text 1; image 3 has no caption; image 4
+  # and text 3 are never touched. Queries: text 2, image 3, image 1, text 1.
+  modality, item, partner = [1, 0, 0, 1], [2, 3, 1, 1], [0, -1, 0, 2]
+  log = Answers(modality, item, partner)
+  for m, n in ((0, 5), (1, 4)):
+    want = set()
+    for mod, i, p in zip(modality, item, partner):
+      if mod == m:
+        want.add(i)
+      elif p >= 0:
+        want.add(p)
+    assert set(np.flatnonzero(log.bought(m, n)).tolist()) == want, m
+  assert log.bought(0, 5).tolist() == [True, True, True, True, False]
+  images, texts = log.pairs()
+  want_pairs = [
+      (i, p) if mod == 0 else (p, i) for mod, i, p in zip(modality, item, partner) if p >= 0
+  ]
+  assert list(zip(images.tolist(), texts.tolist())) == want_pairs == [(0, 2), (1, 0), (2, 1)]
+
+
+def test_a_later_round_spends_its_own_budget():
+  """answer() counts the queries of this batch only, not the ones already spent."""
+  from mmal_jax.annotation.oracle import Queries  # pylint: disable=g-import-not-at-top
+
+  img_partner, txt_partner = _truth()
+  o = Oracle((img_partner, txt_partner))
+  first = o.answer(Queries(modality=np.array([1, 1, 0]), item=np.array([0, 3, 4]), budget=3))
+  assert len(first) == 3 and o.spent == 3  # text 0 (image 2), text 3 (image 1), image 4 (none)
+  # Round 2, budget 1: image 0 is the first candidate not yet bought; image 3 must stay unbought.
+  queries = Queries(modality=np.array([0, 0, 0]), item=np.array([2, 0, 3]), budget=1)
+  second = o.answer(queries)
+  assert second.item.tolist() == [0] and second.partner.tolist() == [1] and o.spent == 4
+  assert not o.is_bought(0, 3)

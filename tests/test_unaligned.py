@@ -158,3 +158,55 @@ def test_selection_depends_on_items_not_on_pool_order(annotate):
       order.append(u.order[m][perm])
     shuffled = unaligned.Unaligned(order=tuple(order), partner=u.partner, rows=u.rows)
     assert picks(shuffled) == base
+
+
+def test_one_pair_is_a_pool():
+  u = unaligned.make_unaligned(1, seed=0)
+  _check_truth(u, 1)
+  assert [p.tolist() for p in u.partner] == [[0], [0]] and [r.tolist() for r in u.rows] == [
+      [0],
+      [0],
+  ]
+
+
+def test_range_errors_say_which_bound():
+  with pytest.raises(DataError, match=r"must lie in \[0, 1\)"):
+    unaligned.make_unaligned(10, seed=0, missing_fraction=1.0)
+  with pytest.raises(DataError, match=r"below 2\*\*62"):
+    unaligned.stream_buffers(2**62, 5, seed=0)
+  a = next(unaligned.stream_buffers(2**62 - 1, 5, seed=0))  # the largest stream
+  assert len(set(a.tolist())) == 5 and a.min() >= 0 and a.max() < 2**62 - 1
+
+
+def _ref_stream(num_items, buffer_size, seed):
+  """The stream from its description, in Python integers: a 4-round Feistel network on
+  [0, 4**h), h the smallest with 4**h >= num_items, round function splitmix64's finalizer of
+  right + key (mod 2**64), keys drawn by default_rng([seed, 5]); cycle walking into range."""
+  keys = np.random.default_rng([seed, 5]).integers(0, 2**63, size=4, dtype=np.uint64).tolist()
+  h = 1
+  while 4**h < num_items:
+    h += 1
+  mask, wrap = (1 << h) - 1, 2**64
+
+  def feistel(x):
+    left, right = x >> h, x & mask
+    for key in keys:
+      z = (right + key) * 0x9E3779B97F4A7C15 % wrap
+      z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9 % wrap
+      z = (z ^ (z >> 27)) * 0x94D049BB133111EB % wrap
+      left, right = right, left ^ ((z ^ (z >> 31)) & mask)
+    return (left << h) | right
+
+  out = []
+  for x in range(num_items):
+    y = feistel(x)
+    while y >= num_items:
+      y = feistel(y)
+    out.append(y)
+  return [out[s : s + buffer_size] for s in range(0, num_items, buffer_size)]
+
+
+@pytest.mark.parametrize("num_items,buffer_size,seed", [(16, 5, 0), (17, 4, 1), (1000, 64, 2)])
+def test_stream_buffers_match_the_reference_feistel_network(num_items, buffer_size, seed):
+  got = [b.tolist() for b in unaligned.stream_buffers(num_items, buffer_size, seed=seed)]
+  assert got == _ref_stream(num_items, buffer_size, seed)
