@@ -87,7 +87,7 @@ def mutant_script(cfg, group, clone, times):
       f"  stage=full; {pytest} {' '.join(q(t) for t in group['tests'])}",
       "  status=$?",
       "fi",
-      f'echo "$mutated $stage $status $SECONDS" >> {q(times)}',
+      f'echo "${{mutated:-baseline}} $stage $status $SECONDS" >> {q(times)}',
       'exit "$status"',
   ]
   return "\n".join(lines) + "\n"
@@ -143,6 +143,14 @@ def run_group(cfg, name, group, clone, workdir):
     run(os.path.join(bin_dir, "cr-filter-pragma"), db)
   begin = time.time()
   if not _REPORT_ONLY.value:
+    pending = run(os.path.join(bin_dir, "cr-report"), db).stdout
+    if not re.search(r"complete: .*\(100\.00%\)", pending):
+      # Baseline: the unmutated clone must pass the whole list (else every mutant reads as
+      # killed); it also fills the compile cache with the unmutated programs.
+      base = subprocess.run(["bash", script], cwd=clone, capture_output=True, text=True)
+      if base.returncode:
+        sys.exit(f"{name}: the unmutated tests fail, no mutant run:\n{base.stdout[-3000:]}")
+      print(f"{name}: baseline passed in {time.time() - begin:.0f} s", flush=True)
     run(os.path.join(bin_dir, "cosmic-ray"), "exec", config, db)
   print(f"{name}: {time.time() - begin:.0f} s", flush=True)
   out = []
@@ -185,7 +193,7 @@ def _times(workdir, name):
     with open(path) as f:
       for row in f:
         parts = row.split()
-        if len(parts) >= 3:  # a mutant that no file differs for has an empty module field
+        if len(parts) == 4 and parts[0] != "baseline":
           seconds += int(parts[-1])
           mutants += 1
           fast += parts[-3] == "fast" and parts[-2] != "0"
