@@ -214,3 +214,69 @@ def test_kcenter_may_pick_every_point():
   np.testing.assert_allclose(np.asarray(dist), cache, atol=1e-6)
   with pytest.raises(ValueError, match="num_select=5 > 4 points"):
     acquisition.kcenter_greedy(points, 5)
+
+
+@pytest.mark.parametrize("m,scale", [(0, 10.0), (2, 3.0)])
+def test_select_badge_matches_float64_kmeanspp_through_select(m, scale):
+  """select("badge") on modality m: the classes are the other modalities' items (not m's own),
+  at the caller's logit_scale, with the second half of the key; against the float64 reference."""
+  rng = np.random.default_rng(20 + m)
+  pools = [ref.unit_rows(rng, n, 4) for n in (7, 6, 5)]  # every class count <= TOP_K: exact
+  key = jax.random.key(9)
+  sel = acquisition.select(
+      "badge",
+      pools,
+      [p[:0] for p in pools],
+      batch_size=4,
+      coreset_size=4,
+      key=key,
+      logit_scale=scale,
+      modality=m,
+  )
+  others = [p for o, p in enumerate(pools) if o != m]
+  rows = padding.bucket(len(pools[m]))
+  want, gap = _kmeanspp_reference(pools[m], others, jax.random.split(key)[1], 4, rows, scale)
+  assert gap > 1e-3
+  assert (sel.modality == m).all()
+  np.testing.assert_array_equal(sel.index, want)
+
+
+def test_select_reads_the_annotated_sets_for_a_coverage_rule_strategy():
+  """A strategy with modality="coverage" but coverage=False still gets step 1's least-covered
+  modality (brute force: the largest distance from a pool item to its annotated set)."""
+  rng = np.random.default_rng(21)
+  pools = [ref.unit_rows(rng, 9, 3), ref.unit_rows(rng, 8, 3)]
+  wants = []
+  for covered in (0, 1):  # modality `covered` gets 6 annotated items, the other one
+    annotated = [ref.unit_rows(rng, 6 if o == covered else 1, 3) for o in (0, 1)]
+    gaps = [ref.min_distances(p, a, "euclidean").max() for p, a in zip(pools, annotated)]
+    want = int(np.argmax(gaps))
+    assert abs(gaps[0] - gaps[1]) > 1e-3
+    seen = []
+
+    def first_items(state, modality, *, batch_size, coreset_size, key):
+      del state, coreset_size, key
+      seen.append(modality)
+      return np.arange(batch_size)
+
+    strategy = acquisition.Strategy("first", first_items, modality="coverage", coverage=False)
+    sel = acquisition.select(
+        strategy, pools, annotated, batch_size=2, coreset_size=2, key=jax.random.key(0)
+    )
+    assert seen == [want] and (sel.modality == want).all()
+    wants.append(want)
+  assert wants == [1, 0]  # each time the less covered one, which is not always modality 0
+
+
+def test_host_padded_is_aligned_for_device_put_and_zero_padded():
+  """host_padded's buffer starts at a HOST_ALIGN-byte boundary (jax.device_put on CPU then uses it
+  in place) and holds x then zero rows, whatever the allocator returned."""
+  rng = np.random.default_rng(22)
+  for n, rows, d in ((3, 8, 5), (1, 1, 3), (10, 13, 7), (0, 4, 2)):
+    for _ in range(4):  # several allocations: some land unaligned
+      x = rng.standard_normal((n, d))
+      out = padding.host_padded(x, rows)
+      assert out.ctypes.data % padding.HOST_ALIGN == 0
+      assert out.dtype == np.float32 and out.shape == (rows, d)
+      np.testing.assert_array_equal(out[:n], x.astype(np.float32))
+      np.testing.assert_array_equal(out[n:], 0.0)
