@@ -168,3 +168,21 @@ def test_pseudo_align_compiles_once_while_a_pool_shrinks_within_its_bucket():
 
 def _unit_f32(x):
   return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_colorswap_scores_every_tie_pattern_of_two_values():
+  """All 16 groups with similarities in {0.25, 0.5} (exact in float32): every comparison of every
+  score is tied alone in some group, and a tie is never a win (the definitions, strictly)."""
+  import itertools  # pylint: disable=g-import-not-at-top
+
+  sim = np.array(list(itertools.product([0.25, 0.5], repeat=4)), np.float32).reshape(16, 2, 2)
+  text = [s[0, 0] > s[1, 0] and s[1, 1] > s[0, 1] for s in sim]
+  image = [s[0, 0] > s[0, 1] and s[1, 1] > s[1, 0] for s in sim]
+  match = [s[0, 0] + s[1, 1] > s[0, 1] + s[1, 0] for s in sim]
+  want = dict(
+      text=np.mean(text),
+      image=np.mean(image),
+      group=np.mean(np.logical_and(text, image)),
+      groupmatch=np.mean(match),
+  )
+  assert evaluation.colorswap_scores(sim) == pytest.approx(want, abs=1e-7)
