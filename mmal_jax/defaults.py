@@ -17,29 +17,40 @@ import mmal_jax
 PRETRAINED = os.path.join(os.path.dirname(mmal_jax.__file__), "assets", "pretrained_tiny.npz")
 
 
-def model(loss="sigmoid"):
+def model(loss="sigmoid", checkpoint=None):
   """The two-tower model of the committed checkpoint, its architecture read from the JSON written
   next to it (experiments/pretrain_synthetic.py), so config and checkpoint cannot drift apart.
 
   loss "sigmoid" (SigLIP) or "softmax" (CLIP). The checkpoint was pretrained with SigLIP's loss and
   holds its bias "b"; under the softmax loss "b" is loaded but unused (it gets no gradient).
+  checkpoint: another .npz written by experiments/pretrain_synthetic.py (its .json and _vocab.txt
+  beside it), e.g. one of experiments/pretrain_sweep.py's variants; None: the committed one.
   """
-  with open(os.path.splitext(PRETRAINED)[0] + ".json") as f:
-    config = ml_collections.ConfigDict(json.load(f)["model"])
+  checkpoint = os.fspath(checkpoint) if checkpoint else PRETRAINED
+  stem = os.path.splitext(checkpoint)[0]
+  try:
+    with open(stem + ".json") as f:
+      config = ml_collections.ConfigDict(json.load(f)["model"])
+  except (OSError, ValueError, KeyError) as e:
+    raise ValueError(
+        f"checkpoint {checkpoint}: no readable {stem}.json beside it ({e}); pass a .npz written"
+        " by experiments/pretrain_synthetic.py"
+    ) from None
   # image_head=False: the image tower has no img/head, as in released SigLIP checkpoints
   # (big_vision's out_dim=(None, D)); the bundled checkpoint has one.
-  config.update(loss=loss, lock_image=False, init=PRETRAINED, image_head=True)
+  config.update(loss=loss, lock_image=False, init=checkpoint, image_head=True)
   # The checkpoint's own word list (written next to it), and a settable sentencepiece path, so
   # that --config.model.tokenizer.kind=sentencepiece --config.model.tokenizer.path=... parses.
-  config.tokenizer.vocab_path = os.path.splitext(PRETRAINED)[0] + "_vocab.txt"
+  config.tokenizer.vocab_path = stem + "_vocab.txt"
   config.tokenizer.path = ml_collections.config_dict.placeholder(str)
   for tower in (config.image, config.text):  # None: keep activations (see models/vit.py)
     tower.remat_policy = ml_collections.config_dict.placeholder(str)
   return config
 
 
-def colorswap_experiment(loss="sigmoid"):
-  """The paper's ColorSwap pool setting (Fig. 1) on the embedded synthetic data."""
+def colorswap_experiment(loss="sigmoid", checkpoint=None):
+  """The paper's ColorSwap pool setting (Fig. 1) on the embedded synthetic data; `checkpoint` as
+  in `model`."""
   config = ml_collections.ConfigDict()
   config.strategies = ("ours", "random", "coreset", "uncertainty")
   config.seeds = (0,)
@@ -77,7 +88,7 @@ def colorswap_experiment(loss="sigmoid"):
           max_test_items=_unset(int),
       )
   )
-  config.model = model(loss)
+  config.model = model(loss, checkpoint)
   # Chosen with Random subsets only (experiments/regime_check.py, proxy checkpoint Q of
   # experiments/pretrain_synthetic.py): lr 1e-3 beat 3e-3 at 5% of the pool (group 0.30 vs 0.24,
   # 2 seeds) and matched it at 30% (0.52 vs 0.50); 80 epochs did worse at 5% (0.27 at 1e-3, 0.22 at
