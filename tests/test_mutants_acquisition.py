@@ -267,16 +267,3 @@ def test_select_reads_the_annotated_sets_for_a_coverage_rule_strategy():
     wants.append(want)
   assert wants == [1, 0]  # each time the less covered one, which is not always modality 0
 
-
-def test_host_padded_is_aligned_for_device_put_and_zero_padded():
-  """host_padded's buffer starts at a HOST_ALIGN-byte boundary (jax.device_put on CPU then uses it
-  in place) and holds x then zero rows, whatever the allocator returned."""
-  rng = np.random.default_rng(22)
-  for n, rows, d in ((3, 8, 5), (1, 1, 3), (10, 13, 7), (0, 4, 2)):
-    for _ in range(4):  # several allocations: some land unaligned
-      x = rng.standard_normal((n, d))
-      out = padding.host_padded(x, rows)
-      assert out.ctypes.data % padding.HOST_ALIGN == 0
-      assert out.dtype == np.float32 and out.shape == (rows, d)
-      np.testing.assert_array_equal(out[:n], x.astype(np.float32))
-      np.testing.assert_array_equal(out[n:], 0.0)
