@@ -206,3 +206,62 @@ def test_padding_does_not_change_the_selection(strategy, monkeypatch):
     picks.append((sel.modality.tolist(), sel.index.tolist()))
   assert picks[1] == picks[0] == picks[2]
   assert len(set(zip(*picks[0]))) == 6
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+@pytest.mark.parametrize("storage", ["float32", "bfloat16"])
+def test_every_pool_placement_builds_the_same_state(metric, storage):
+  # padding.padded_f32 pads a host pool (float32 or float64) and a pool on one CPU device through
+  # an aligned host buffer, and a pool sharded over devices on the devices: the padded pools and
+  # caches must be the same bits (to float32 rounding for the sharded pool, whose reductions run
+  # per shard), and the caches the NumPy float64 distances to the annotated set.
+  rng = np.random.default_rng(14)
+  pools = [ref.unit_rows(rng, 1000, 16) * 3, ref.unit_rows(rng, 904, 16)]  # 1000 -> 1024 rows
+  annotated = [ref.unit_rows(rng, 37, 16), ref.unit_rows(rng, 0, 16)]
+  sharding = NamedSharding(Mesh(np.array(jax.devices()), ("data",)), P("data", None))
+  placements = {
+      "host": pools,
+      "host float64": [p.astype(np.float64) for p in pools],
+      "one device": [jax.device_put(p, jax.devices()[3]) for p in pools],
+      "sharded": [jax.device_put(p, sharding) for p in pools],
+  }
+  states = {
+      name: acquisition.init_state(p, annotated, metric=metric, storage=storage)
+      for name, p in placements.items()
+  }
+  host = states["host"]
+  for m, n in enumerate((1000, 904)):
+    pool = np.asarray(host.padded_pools[m].astype(np.float32))
+    cache = np.asarray(host.padded_min_sq[m])
+    assert pool.shape == (padding.bucket(n), 16) and not pool[n:].any()
+    assert (cache[n:] == -np.inf).all()
+    for name, state in states.items():
+      assert state.sizes == host.sizes, name
+      for got, want in (
+          (state.padded_pools[m].astype(np.float32), pool),
+          (state.padded_min_sq[m], cache),
+      ):
+        got = np.asarray(got)
+        if name == "sharded":
+          np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, err_msg=name)
+        else:
+          assert got.tobytes() == want.tobytes(), (name, m)
+    stored = pool[:n].astype(np.float64)  # bfloat16 storage: distances of the rounded values
+    np.testing.assert_allclose(
+        np.asarray(host.min_distances()[m]),
+        ref.min_distances(stored, annotated[m], metric),
+        atol=2e-3,
+    )
+  assert states["sharded"].padded_pools[0].sharding.spec == P("data", None)
+
+
+def test_a_host_pool_is_copied_once_into_a_buffer_the_device_uses():
+  rng = np.random.default_rng(15)
+  x = ref.unit_rows(rng, 1000, 16)
+  buffer = padding.host_padded(x, 1024)
+  assert buffer.dtype == np.float32 and buffer.ctypes.data % padding.HOST_ALIGN == 0
+  assert jax.device_put(buffer).unsafe_buffer_pointer() == buffer.ctypes.data  # used in place
+  np.testing.assert_array_equal(buffer[:1000], x)
+  assert not buffer[1000:].any()
+  for y in (x, x.astype(np.float64), jax.device_put(x, jax.devices()[2])):
+    np.testing.assert_array_equal(np.asarray(padding.padded_f32(y, 1024)), buffer)

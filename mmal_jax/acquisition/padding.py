@@ -47,6 +47,54 @@ def pad_rows(x, rows):
   return np.pad(x, ((0, rows - x.shape[0]),) + ((0, 0),) * (x.ndim - 1))
 
 
+# Byte alignment at which jax.device_put aliases a host buffer on CPU instead of copying it (XLA's
+# minimum buffer alignment).
+HOST_ALIGN = 64
+
+
+def host_padded(x, rows):
+  """f32[rows, d] host copy of `x` (cast to float32) with zero rows appended, in a buffer aligned
+  so that `jax.device_put` on CPU uses it in place: the one copy a host pool needs to become a
+  padded device array (np.pad followed by a transfer writes it twice)."""
+  x = np.asarray(x)
+  n = x.shape[0]
+  shape = (rows,) + x.shape[1:]
+  count = int(np.prod(shape))
+  raw = np.empty(count * 4 + HOST_ALIGN, np.uint8)
+  start = -raw.ctypes.data % HOST_ALIGN
+  out = raw[start : start + count * 4].view(np.float32).reshape(shape)
+  out[:n] = x
+  out[n:] = 0.0
+  return out
+
+
+def _on_one_cpu(x):
+  return (
+      x.is_fully_addressable
+      and len(x.sharding.device_set) == 1
+      and next(iter(x.sharding.device_set)).platform == "cpu"
+  )
+
+
+def padded_f32(x, rows):
+  """f32[rows, ...] device array: `x` (host or device, any float dtype) then zero rows, made with
+  one copy at most (none when x is a float32 device array of `rows` rows).
+
+  A host array is copied once into an aligned host buffer that the CPU device uses in place
+  (`host_padded`); so is an array on one CPU device (read in place through NumPy), since XLA:CPU
+  writes a padded copy about 3x slower than NumPy (measured at 200k x 512: 0.46 s vs 0.12 s, and
+  np.pad followed by a transfer 1.2 s). An array sharded over several devices is padded on them
+  and keeps its sharding.
+  """
+  if x.shape[0] == rows:
+    return jnp.asarray(x, jnp.float32)
+  if not isinstance(x, jax.Array):
+    return jax.device_put(host_padded(x, rows))
+  if _on_one_cpu(x):
+    return jax.device_put(host_padded(np.asarray(x), rows), x.sharding)
+  return jnp.asarray(pad_rows(x, rows), jnp.float32)
+
+
 def valid_rows(padded_rows, size):
   """bool[padded_rows]: True on the first `size` (traced) rows."""
   return jnp.arange(padded_rows) < size

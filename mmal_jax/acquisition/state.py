@@ -9,6 +9,7 @@ buffers embedded once); after retraining an encoder, build a fresh state with `i
 """
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -56,17 +57,37 @@ class AcquisitionState:
 
 
 @jax.jit
-def _mask_padding(min_sq, size):
-  return jnp.where(padding.valid_rows(min_sq.shape[0], size), min_sq, -jnp.inf)
+def _masked_min_sq(padded_pool, padded_centers, num_centers, size):
+  """f32[P]: min_sq of the `size` real rows of a padded pool [P, d] against the first
+  `num_centers` rows of `padded_centers`, -inf on the padding (one program: the mask is fused into
+  step 1's last pass)."""
+  return jnp.where(
+      padding.valid_rows(padded_pool.shape[0], size),
+      distances.min_sq_distances(padded_pool, padded_centers, num_centers),
+      -jnp.inf,
+  )
 
 
 def _padded_min_sq(padded_pool, size, centers, metric):
   """f32[bucket(size)]: min_sq of a padded pool against `centers` [K, d], -inf on the padding."""
   k = centers.shape[0]
-  centers = distances.prepare(padding.pad_rows(centers, padding.bucket(k)), metric)
-  return _mask_padding(
-      distances.min_sq_distances(padded_pool, centers, np.int32(k)), np.int32(size)
-  )
+  centers = distances.prepare(padding.padded_f32(centers, padding.bucket(k)), metric)
+  return _masked_min_sq(padded_pool, centers, np.int32(k), np.int32(size))
+
+
+@functools.partial(jax.jit, static_argnames=("metric", "storage"))
+def _prepared(x, metric, storage):
+  return distances.prepare(x, metric).astype(storage)
+
+
+def _padded_pool(pool, size, metric, storage):
+  """[max(bucket(size), R), d] device array in the storage dtype: `pool` [R, d] prepared for
+  `metric`, then zero rows: one copy at most (padding.padded_f32), and for the float32 Euclidean
+  case no further pass."""
+  pool = padding.padded_f32(pool, max(padding.bucket(size), pool.shape[0]))
+  if metric == "euclidean" and storage == "float32":
+    return pool
+  return _prepared(pool, metric, storage)
 
 
 def init_state(pools, annotated, *, metric="euclidean", sizes=None, storage="float32"):
@@ -93,12 +114,7 @@ def init_state(pools, annotated, *, metric="euclidean", sizes=None, storage="flo
 
 def build_state(pools, annotated, sizes, metric, storage="float32"):
   """`init_state` without the input checks, for callers that ran them already (sizes: N_m)."""
-  pools = tuple(
-      distances.prepare(padding.pad_rows(p, max(padding.bucket(n), p.shape[0])), metric).astype(
-          storage
-      )
-      for p, n in zip(pools, sizes)
-  )
+  pools = tuple(_padded_pool(p, n, metric, storage) for p, n in zip(pools, sizes))
   min_sq = tuple(_padded_min_sq(p, n, a, metric) for p, n, a in zip(pools, sizes, annotated))
   return AcquisitionState(pools, min_sq, tuple(int(n) for n in sizes), metric)
 
