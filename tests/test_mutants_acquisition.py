@@ -221,24 +221,27 @@ def test_select_badge_matches_float64_kmeanspp_through_select(m, scale):
   """select("badge") on modality m: the classes are the other modalities' items (not m's own),
   at the caller's logit_scale, with the second half of the key; against the float64 reference."""
   rng = np.random.default_rng(20 + m)
-  pools = [ref.unit_rows(rng, n, 4) for n in (7, 6, 5)]  # every class count <= TOP_K: exact
+  pools = [ref.unit_rows(rng, n, 4) for n in (7, 6, 8)]  # every class count <= TOP_K: exact
   key = jax.random.key(9)
   sel = acquisition.select(
       "badge",
       pools,
       [p[:0] for p in pools],
-      batch_size=4,
-      coreset_size=4,
+      batch_size=3,
+      coreset_size=3,
       key=key,
       logit_scale=scale,
       modality=m,
   )
   others = [p for o, p in enumerate(pools) if o != m]
-  rows = padding.bucket(len(pools[m]))
-  want, gap = _kmeanspp_reference(pools[m], others, jax.random.split(key)[1], 4, rows, scale)
+  rows, key_items = padding.bucket(len(pools[m])), jax.random.split(key)[1]
+  want, gap = _kmeanspp_reference(pools[m], others, key_items, 3, rows, scale)
   assert gap > 1e-3
   assert (sel.modality == m).all()
   np.testing.assert_array_equal(sel.index, want)
+  if scale != 10.0:  # the data tell the scales apart: the default scale picks otherwise
+    default, _ = _kmeanspp_reference(pools[m], others, key_items, 3, rows, 10.0)
+    assert default.tolist() != want.tolist()
 
 
 def test_select_reads_the_annotated_sets_for_a_coverage_rule_strategy():
@@ -266,4 +269,3 @@ def test_select_reads_the_annotated_sets_for_a_coverage_rule_strategy():
     assert seen == [want] and (sel.modality == want).all()
     wants.append(want)
   assert wants == [1, 0]  # each time the less covered one, which is not always modality 0
-
