@@ -269,3 +269,35 @@ def test_select_reads_the_annotated_sets_for_a_coverage_rule_strategy():
     assert seen == [want] and (sel.modality == want).all()
     wants.append(want)
   assert wants == [1, 0]  # each time the less covered one, which is not always modality 0
+
+
+def test_pad_rows_appends_zero_rows_up_to_rows_on_host_and_devices():
+  """pad_rows(x, rows) is x then zero rows, exactly `rows` of them, for a NumPy array, an array on
+  one device and one sharded along its rows over the 8 test devices (which keeps its sharding)."""
+  rng = np.random.default_rng(23)
+  mesh = jax.sharding.Mesh(np.array(jax.devices()[:8]), ("rows",))
+  along_rows = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("rows"))
+  for shape in ((16,), (16, 3), (16, 2, 3)):
+    x = rng.standard_normal(shape).astype(np.float32)
+    for placed in (x, jnp.asarray(x), jax.device_put(x, along_rows)):
+      for rows in (16, 24, 40):
+        out = padding.pad_rows(placed, rows)
+        assert out.shape == (rows,) + shape[1:]
+        np.testing.assert_array_equal(np.asarray(out)[:16], x)
+        np.testing.assert_array_equal(np.asarray(out)[16:], 0.0)
+        if placed is not x and rows > 16 and isinstance(placed.sharding, type(along_rows)):
+          assert out.sharding.spec == along_rows.spec
+
+
+def test_host_padded_is_aligned_for_device_put_and_zero_padded():
+  """host_padded's buffer starts at a HOST_ALIGN-byte boundary (jax.device_put on CPU then uses it
+  in place) and holds x then zero rows, whatever the allocator returned."""
+  rng = np.random.default_rng(22)
+  for n, rows, d in ((3, 8, 5), (1, 1, 3), (10, 13, 7), (0, 4, 2)):
+    for _ in range(4):  # several allocations: some land unaligned
+      x = rng.standard_normal((n, d))
+      out = padding.host_padded(x, rows)
+      assert out.ctypes.data % padding.HOST_ALIGN == 0
+      assert out.dtype == np.float32 and out.shape == (rows, d)
+      np.testing.assert_array_equal(out[:n], x.astype(np.float32))
+      np.testing.assert_array_equal(out[n:], 0.0)
