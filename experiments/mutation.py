@@ -179,11 +179,23 @@ def run_group(cfg, name, group, clone, workdir):
   return out
 
 
-def _equivalent(cfg, m):
-  for e in cfg.get("equivalent", []):
+def _match(entries, m):
+  for e in entries:
     if e["path"] == m["path"] and e["operator"] == m["operator"] and e["source"] == m["source"]:
-      return e["reason"]
+      if e.get("occurrence", m["occurrence"]) == m["occurrence"]:
+        return e
   return None
+
+
+def _equivalent(cfg, m):
+  e = _match(cfg.get("equivalent", []), m)
+  return e["reason"] if e else None
+
+
+def _killed_since(cfg, m):
+  """The test added after the run that kills survivor m (checked by hand), or None."""
+  e = _match(cfg.get("killed_since", []), m)
+  return e["test"] if e else None
 
 
 def _times(workdir, name):
@@ -224,6 +236,10 @@ def table(cfg, results, commit, times):
     pending = sum(m["outcome"] == "pending" for m in ms)
     live = killed + len(alive) - len(equivalent)
     score = f"{100 * killed / live:.0f}% ({killed}/{live})" if live else "-"
+    since = sum(bool(_killed_since(cfg, m)) for m in alive if not _equivalent(cfg, m))
+    if since:
+      now = killed + since
+      score += f"; {100 * now / live:.0f}% ({now}/{live}) with the tests added since"
     seconds, timed, fast = times.get(name, (0, 0, 0))
     wall = f"{seconds / 60:.0f} min ({timed} mutants)" if timed else "-"
     lines.append(
@@ -234,9 +250,16 @@ def table(cfg, results, commit, times):
   lines += ["", "## Survivors", "", "| group | where | mutation | source line | verdict |"]
   lines.append("|---|---|---|---|---|")
   for name, m, reason in survivors:
+    since = _killed_since(cfg, m)
+    if reason:
+      verdict = "equivalent: " + reason
+    elif since:
+      verdict = f"survived the run; killed since by {since} (checked by hand)"
+    else:
+      verdict = "**survived**"
     lines.append(
         f"| {name} | {m['path']}:{m['line']} | {m['operator']} #{m['occurrence']} | "
-        f"`{m['source']}` | {'equivalent: ' + reason if reason else '**survived**'} |"
+        f"`{m['source']}` | {verdict} |"
     )
   lines += ["", "## Killed by", "", "| group | test file | mutants |", "|---|---|---|"]
   for name, ms in results.items():

@@ -48,3 +48,32 @@ def test_fast_stage_kills_and_the_full_list_decides_the_rest(tmp_path):
   assert status == 0 and record == ["pkg/a.py", "full", "0"], out
   seconds, timed, by_fast = mutation._times(str(tmp_path), "g")  # pylint: disable=protected-access
   assert timed == 3 and by_fast == 1 and seconds >= 0
+
+
+def test_table_counts_equivalents_apart_and_names_the_tests_added_since():
+  def mutant(line, outcome, source):
+    return dict(
+        path="pkg/a.py",
+        line=line,
+        operator="Op",
+        occurrence=0,
+        source=source,
+        outcome=outcome,
+        killed_by="tests/test_a.py" if outcome == "killed" else "",
+    )
+
+  results = {
+      "g": [mutant(1, "killed", "a"), mutant(2, "survived", "b"), mutant(3, "survived", "c")]
+      + [mutant(4, "survived", "d"), mutant(5, "pending", "e")]
+  }
+  entry = lambda source, **kw: dict(path="pkg/a.py", operator="Op", source=source, **kw)
+  cfg = dict(
+      equivalent=[entry("b", reason="no input tells them apart")],
+      killed_since=[entry("c", test="tests/test_c.py::test_c")],
+  )
+  text = mutation.table(cfg, results, "0123456789abcdef", {"g": (120, 4, 1)})
+  # 1 killed of 3 non-equivalent (b is equivalent, e not run); c killed since: 2 of 3.
+  assert "| g | 5 | 1 | 1 | 1 | 2 | 1 | 33% (1/3); 67% (2/3) with the tests added since |" in text
+  assert "equivalent: no input tells them apart" in text
+  assert "killed since by tests/test_c.py::test_c (checked by hand)" in text
+  assert "| g | pkg/a.py:4 | Op #0 | `d` | **survived** |" in text
