@@ -148,9 +148,14 @@ def run_group(cfg, name, group, clone, workdir):
   # A mutant interrupted mid-run (the process killed) leaves its module mutated: restore it.
   run("git", "checkout", "-q", "--", ".")
   if not os.path.exists(db):
-    run(os.path.join(bin_dir, "cosmic-ray"), "init", config, db)
-    run(os.path.join(bin_dir, "cr-filter-operators"), db, config)
-    run(os.path.join(bin_dir, "cr-filter-pragma"), db)
+    # Built aside and renamed, so that an interrupted init never leaves an empty session behind.
+    fresh = db + ".init"
+    if os.path.exists(fresh):
+      os.remove(fresh)
+    run(os.path.join(bin_dir, "cosmic-ray"), "init", config, fresh)
+    run(os.path.join(bin_dir, "cr-filter-operators"), fresh, config)
+    run(os.path.join(bin_dir, "cr-filter-pragma"), fresh)
+    os.replace(fresh, db)
   begin = time.time()
   if not _REPORT_ONLY.value:
     pending = run(os.path.join(bin_dir, "cr-report"), db).stdout
