@@ -22,9 +22,12 @@ Writes experiments/results/bench_acquisition.json and prints a table.
   python -m experiments.bench_acquisition --parts --out experiments/results/bench_acquisition_parts.json
 
 --parts: where a whole "ours" round from scratch (`select` on host arrays, N = --check-n, K = 1,000
-annotated per modality, B = B_C = --check-coreset) spends its time: the whole round, then its
-parts (input checks, building the state, the round on the state) and the bare computations (step 1:
-nearest-annotated distances of both pools; k-center alone; margins alone), each the minimum of
+annotated per modality, B = B_C = --check-coreset) spends its time: the whole round (also on device
+pools, and with the state built as before commit 9d59712, reproduced in `_build_state_before`, so
+that before and after are timed in turn under the same load), then its parts (input checks,
+building the state, the round on the state) and the bare computations (step 1: nearest-annotated
+distances of both pools; k-center alone; margins alone), and a square --matmul-n product through
+XLA and through NumPy's BLAS (step 1's GFLOP/s against the CPU's matmul rate), each the minimum of
 --repeats runs taken in turn in one process (ratios survive a loaded machine better than seconds;
 os.getloadavg() is recorded with each), wall and process CPU seconds; then the same with
 storage="bfloat16": the round on the state, k-center alone, and the share of picks that agree with
@@ -244,57 +247,161 @@ def _min_times(parts, repeats):
   return best
 
 
+def _build_state_before(pools, annotated):
+  """state.build_state as it was before the state was built with one copy per pool (commit 66ea071,
+  float32 Euclidean case), kept here so that --parts times before and after in turn under the same
+  load: np.pad of each host pool, a copying transfer (the padded array is not aligned for
+  device_put to use in place), step 1, then the padding mask as a second program."""
+  from mmal_jax.acquisition import distances  # pylint: disable=g-import-not-at-top
+  from mmal_jax.acquisition import padding  # pylint: disable=g-import-not-at-top
+
+  mask = jax.jit(lambda c, n: jnp.where(padding.valid_rows(c.shape[0], n), c, -jnp.inf))
+
+  def old_pad(x, rows):
+    if x.shape[0] == rows:
+      return x
+    if isinstance(x, jax.Array):
+      return jnp.pad(x, ((0, rows - x.shape[0]), (0, 0)))
+    return np.pad(np.asarray(x), ((0, rows - x.shape[0]), (0, 0)))
+
+  sizes = [p.shape[0] for p in pools]
+  padded = [
+      distances.prepare(old_pad(p, max(padding.bucket(n), p.shape[0])), "euclidean")
+      for p, n in zip(pools, sizes)
+  ]
+  min_sq = []
+  for p, n, a in zip(padded, sizes, annotated):
+    k = a.shape[0]
+    centers = distances.prepare(old_pad(a, padding.bucket(k)), "euclidean")
+    min_sq.append(mask(distances.min_sq_distances(p, centers, np.int32(k)), np.int32(n)))
+  return acquisition.AcquisitionState(tuple(padded), tuple(min_sq), tuple(sizes), "euclidean")
+
+
+def _matmul_parts(n):
+  """A square n x n x n float32 product through XLA (HIGHEST precision, as step 1) and NumPy's
+  BLAS: the CPU's matmul rate that step 1 is compared with."""
+  x = jax.random.normal(jax.random.key(7), (n, n), jnp.float32)
+  xn = np.asarray(x)
+  dot = jax.jit(lambda a, b: jnp.dot(a, b, precision=jax.lax.Precision.HIGHEST))
+  return dict(matmul_xla=lambda: dot(x, x), matmul_numpy=lambda: xn @ xn)
+
+
 def parts_check(args):
-  """The whole "ours" round against its parts, and bfloat16 storage against float32."""
+  """The whole "ours" round against its parts, and bfloat16 storage against float32.
+
+  Parts (each the minimum over --repeats, taken in turn): whole / whole_device: `select` on host
+  (NumPy) / device pools; checks: the input checks; build_state / build_state_device: init_state on
+  host / device pools; build_state_before / whole_before: the same with the state built as before
+  commit 9d59712 (`_build_state_before`); round_on_state: select_from_state; step1, kcenter,
+  margins: the bare computations on device pools; matmul_xla / matmul_numpy: the CPU's matmul rate;
+  then the bfloat16 parts.
+  """
   from mmal_jax.acquisition import checks  # pylint: disable=g-import-not-at-top
   from mmal_jax.acquisition import distances  # pylint: disable=g-import-not-at-top
   from mmal_jax.acquisition import kcenter  # pylint: disable=g-import-not-at-top
   from mmal_jax.acquisition import scores  # pylint: disable=g-import-not-at-top
 
-  n, bc, k = args.check_n, args.check_coreset, args.parts_annotated
-  dev_pools, dev_annotated = make_pools(n, args.dim, k, seed=1)
+  n, bc, k, d = args.check_n, args.check_coreset, args.parts_annotated, args.dim
+  dev_pools, dev_annotated = make_pools(n, d, k, seed=1)
   pools, annotated = [np.asarray(p) for p in dev_pools], [np.asarray(a) for a in dev_annotated]
   kw = dict(batch_size=bc, coreset_size=bc, key=jax.random.key(0))
   state = acquisition.init_state(pools, annotated)
   half = acquisition.init_state(pools, annotated, storage="bfloat16")
   cache = distances.min_sq_distances(dev_pools[0], dev_annotated[0])
   queries = dev_pools[0][:bc]
+
+  def whole_before():
+    checks.check_modalities(pools, annotated)
+    return acquisition.select_from_state("ours", _build_state_before(pools, annotated), **kw).index
+
   parts = dict(
       whole=lambda: acquisition.select("ours", pools, annotated, **kw).index,
+      whole_before=whole_before,
+      whole_device=lambda: acquisition.select("ours", dev_pools, dev_annotated, **kw).index,
       checks=lambda: checks.check_modalities(pools, annotated),
       build_state=lambda: acquisition.init_state(pools, annotated).padded_min_sq,
+      build_state_before=lambda: _build_state_before(pools, annotated).padded_min_sq,
+      build_state_device=lambda: acquisition.init_state(dev_pools, dev_annotated).padded_min_sq,
       round_on_state=lambda: acquisition.select_from_state("ours", state, **kw).index,
       step1=lambda: [distances.min_sq_distances(p, a) for p, a in zip(dev_pools, dev_annotated)],
       kcenter=lambda: kcenter.kcenter_sq(dev_pools[0], cache, bc),
       margins=lambda: scores.margins_f32(queries, dev_pools[1]),
+      **_matmul_parts(args.matmul_n),
       round_on_state_bf16=lambda: acquisition.select_from_state("ours", half, **kw).index,
       kcenter_bf16=lambda: kcenter.kcenter_sq(half.padded_pools[0], half.padded_min_sq[0], bc),
   )
+  # The state built before and after must be the same bits, and so the picks.
+  before = _build_state_before(pools, annotated)
+  same_state = all(
+      np.asarray(a).tobytes() == np.asarray(b).tobytes()
+      for a, b in zip(
+          before.padded_pools + before.padded_min_sq, state.padded_pools + state.padded_min_sq
+      )
+  )
+  same_picks = np.array_equal(np.asarray(whole_before()), np.asarray(parts["whole"]()))
   best = _min_times(parts, args.repeats)
   agree = []
   for seed in range(args.bf16_seeds):
-    p, a = make_pools(min(n, 20_000), args.dim, k, seed=100 + seed)
+    p, a = make_pools(min(n, 20_000), d, k, seed=100 + seed)
     f32 = acquisition.select("ours", p, a, **kw)
     bf = acquisition.select("ours", p, a, storage="bfloat16", **kw)
     same = int(f32.modality[0]) == int(bf.modality[0])
     agree.append(len(set(f32.index.tolist()) & set(bf.index.tolist())) / bc if same else 0.0)
-  ideal = {u: sum(best[p][u] for p in ("step1", "kcenter", "margins")) for u in ("wall", "cpu")}
+  units = ("wall", "cpu")
+  bare = ("step1", "kcenter", "margins")
+  ideal = {u: sum(best[p][u] for p in bare) for u in units}
+  # Step 1 computes 2 N K d multiply-adds per modality (2 modalities); the square products n^3.
+  step1_gflop = 2 * (2 * n * k * d) / 1e9
+  matmul_gflop = 2 * args.matmul_n**3 / 1e9
+  gflops = {
+      u: dict(
+          step1=step1_gflop / best["step1"][u],
+          matmul_xla=matmul_gflop / best["matmul_xla"][u],
+          matmul_numpy=matmul_gflop / best["matmul_numpy"][u],
+      )
+      for u in units
+  }
+  shares = {}
+  for whole, build in (
+      ("whole", "build_state"),
+      ("whole_before", "build_state_before"),
+      ("whole_device", "build_state_device"),
+  ):
+    shares[whole] = {
+        u: {
+            p: best[p][u] / best[whole][u]
+            for p in ("checks", build, "round_on_state", "step1", "kcenter", "margins")
+        }
+        | {
+            "rest": 1
+            - sum(best[p][u] for p in ("checks", build, "round_on_state")) / best[whole][u]
+        }
+        for u in units
+    }
   return dict(
       n=n,
-      dim=args.dim,
+      dim=d,
       annotated=k,
       coreset_size=bc,
       batch_size=bc,
       repeats=args.repeats,
       parts=best,
-      whole_over_sum_of_bare_parts={u: best["whole"][u] / ideal[u] for u in ideal},
-      shares_of_whole={
-          u: {p: best[p][u] / best["whole"][u] for p in best if p != "whole"} for u in ideal
+      whole_over_sum_of_bare_parts={
+          w: {u: best[w][u] / ideal[u] for u in units}
+          for w in ("whole", "whole_before", "whole_device")
       },
+      build_state_over_step1={
+          b: {u: best[b][u] / best["step1"][u] for u in units}
+          for b in ("build_state", "build_state_before", "build_state_device")
+      },
+      shares_of_whole=shares,
+      gflop_per_s=gflops,
+      matmul_n=args.matmul_n,
+      same_state_and_picks_as_before=bool(same_state and same_picks),
       bf16_round_speedup={
-          u: best["round_on_state"][u] / best["round_on_state_bf16"][u] for u in ideal
+          u: best["round_on_state"][u] / best["round_on_state_bf16"][u] for u in units
       },
-      bf16_kcenter_speedup={u: best["kcenter"][u] / best["kcenter_bf16"][u] for u in ideal},
+      bf16_kcenter_speedup={u: best["kcenter"][u] / best["kcenter_bf16"][u] for u in units},
       bf16_pick_agreement=dict(
           n=min(n, 20_000), seeds=args.bf16_seeds, per_seed=agree, mean=float(np.mean(agree))
       ),
@@ -336,6 +443,7 @@ def parse_args():
   p.add_argument("--parts", action="store_true", help="only the parts and bfloat16 check")
   p.add_argument("--parts-annotated", type=int, default=1000)
   p.add_argument("--bf16-seeds", type=int, default=5)
+  p.add_argument("--matmul-n", type=int, default=4096, help="--parts: square product size")
   p.add_argument("--quick", action="store_true", help="N <= 3e4, d = 128, 1 repeat, small check")
   p.add_argument(
       "--out", default=os.path.join(os.path.dirname(__file__), "results", "bench_acquisition.json")
@@ -393,6 +501,10 @@ def main():
         platform=platform.platform(), cpu_count=os.cpu_count(), jax=jax.__version__
     )
     print(json.dumps({k: v for k, v in result.items() if k != "parts"}, indent=1))
+    print(f"{'part':20s} {'wall s':>8s} {'cpu s':>8s} {'of whole (cpu)':>15s}")
+    for name, t in result["parts"].items():
+      share = t["cpu"] / result["parts"]["whole"]["cpu"]
+      print(f"{name:20s} {t['wall']:8.2f} {t['cpu']:8.2f} {share:15.3f}")
     files.write_text(args.out, json.dumps(result, indent=1))
     print(f"wrote {args.out}")
     return
