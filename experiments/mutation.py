@@ -139,14 +139,15 @@ def run_group(cfg, name, group, clone, workdir):
   config = os.path.join(workdir, f"{name}.toml")
   db = os.path.join(workdir, f"{name}.sqlite")
   script = os.path.join(workdir, f"{name}.sh")
-  with open(script, "w") as f:
-    f.write(mutant_script(cfg, group, clone, os.path.join(workdir, f"{name}.times")))
-  with open(config, "w") as f:
-    f.write(cosmic_ray_config(cfg, group, clone, script))
   bin_dir = os.path.dirname(sys.executable)
   run = lambda *a: subprocess.run(a, cwd=clone, check=True, capture_output=True, text=True)
-  # A mutant interrupted mid-run (the process killed) leaves its module mutated: restore it.
-  run("git", "checkout", "-q", "--", ".")
+  with open(config, "w") as f:
+    f.write(cosmic_ray_config(cfg, group, clone, script))
+  if not _REPORT_ONLY.value:  # a report never touches the clone: a run may be testing a mutant
+    with open(script, "w") as f:
+      f.write(mutant_script(cfg, group, clone, os.path.join(workdir, f"{name}.times")))
+    # A mutant interrupted mid-run (the process killed) leaves its module mutated: restore it.
+    run("git", "checkout", "-q", "--", ".")
   if not os.path.exists(db):
     # Built aside and renamed, so that an interrupted init never leaves an empty session behind.
     fresh = db + ".init"
