@@ -301,3 +301,18 @@ def test_host_padded_is_aligned_for_device_put_and_zero_padded():
       assert out.dtype == np.float32 and out.shape == (rows, d)
       np.testing.assert_array_equal(out[:n], x.astype(np.float32))
       np.testing.assert_array_equal(out[n:], 0.0)
+
+
+def test_update_state_takes_an_empty_list_for_a_modality_that_lost_nothing():
+  """removed[m] = [] (NumPy reads it as float64: no position, not a float one) is allowed."""
+  rng = np.random.default_rng(24)
+  pools = [ref.unit_rows(rng, 6, 3), ref.unit_rows(rng, 5, 3)]
+  annotated = [ref.unit_rows(rng, 2, 3), ref.unit_rows(rng, 1, 3)]
+  state = acquisition.init_state(pools, annotated)
+  state = acquisition.update_state(state, [[], np.array([1])], [p[:0] for p in pools])
+  assert state.sizes == (6, 4)
+  for m, pool in enumerate([pools[0], np.delete(pools[1], 1, axis=0)]):
+    want = ref.min_distances(pool, annotated[m], "euclidean")
+    np.testing.assert_allclose(np.asarray(state.min_distances()[m]), want, atol=1e-4)
+  with pytest.raises(ValueError, match=r"removed\[0\] \(modality 0\) must be a 1-D array of int"):
+    acquisition.update_state(state, [np.array([0.0]), []], [p[:0] for p in pools])
