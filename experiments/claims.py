@@ -37,6 +37,7 @@ Bad input (unknown claim, malformed seeds) prints one `error: ...` line and exit
 """
 
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -960,6 +961,20 @@ def _jsonable(x):
   return x
 
 
+def checkpoint_identity():
+  """Which committed checkpoint the runs start from: its parameter count, the sweep variant it came
+  from and the first 12 hex digits of the .npz's sha256 (the claims' JSONs record it, so results
+  measured before a checkpoint change can be told apart)."""
+  from mmal_jax import defaults  # pylint: disable=g-import-not-at-top
+
+  with open(defaults.PRETRAINED, "rb") as f:
+    digest = hashlib.sha256(f.read()).hexdigest()[:12]
+  with open(os.path.splitext(defaults.PRETRAINED)[0] + ".json") as f:
+    meta = json.load(f)
+  variant = meta.get("sweep_variant")
+  return f"{variant + ', ' if variant else ''}{meta['num_params']:,} params, sha256 {digest}"
+
+
 def run_claim(name, args):
   """Runs (or resumes) and aggregates one claim; writes RESULTS/<name>.json and .png; returns the
   result dict."""
@@ -973,6 +988,7 @@ def run_claim(name, args):
       criterion=claim.criterion,
       smoke=args.smoke,
       seeds=[] if name == "fig4_middle" else list(args.seeds),
+      checkpoint=None if name == "fig4_middle" else checkpoint_identity(),
       wall_seconds=time.perf_counter() - begin,
       command=f"python -m experiments.claims --claim={name} --seeds={','.join(map(str, args.seeds))}"
       + (" --smoke" if args.smoke else ""),

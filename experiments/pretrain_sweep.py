@@ -36,6 +36,8 @@ import time
 from absl import app
 from absl import flags
 
+from mmal_jax import files
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 _BASE = dict(width=64, depth=2, prefix_noisy=2.0, epochs=10, num_pairs=30000)
@@ -61,6 +63,11 @@ _PHASE = flags.DEFINE_enum("phase", "all", ["all", "data", "train", "report"], "
 _VARIANTS = flags.DEFINE_list("variants", list(VARIANTS), "Which variants.")
 _JOBS = flags.DEFINE_integer("jobs", 12, "Variants run at once.")
 _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2", "3"], "regime_check's seeds.")
+_RESULTS = flags.DEFINE_string(
+    "results",
+    os.path.join(ROOT, "experiments", "results", "pretrain_sweep.json"),
+    "Where the report's JSON goes too (besides DIR/sweep.json).",
+)
 
 
 def settings(name):
@@ -188,8 +195,8 @@ def report(names, out_dir):
     )
   print(f"selection rule picks: {chosen or 'none (the committed checkpoint stays)'}")
   out = dict(variants=rows, chosen=chosen, rule=__doc__.split("Selection rule")[1].strip())
-  with open(os.path.join(out_dir, "sweep.json"), "w") as f:
-    json.dump(out, f, indent=2)
+  for path in (os.path.join(out_dir, "sweep.json"), _RESULTS.value):
+    files.write_text(path, json.dumps(out, indent=2) + "\n")
   return out
 
 

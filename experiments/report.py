@@ -32,6 +32,11 @@ def _minutes(seconds):
   return f"{seconds / 60:.1f} min"
 
 
+# Claims' JSONs written before the "checkpoint" field (2026-11-30) were all measured from the
+# checkpoint shipped before experiments/pretrain_sweep.py picked V10: G, 227,138 params, width 64.
+_BEFORE_FIELD = "checkpoint G (227,138 params, width 64), before the sweep"
+
+
 def row(name, results_dir):
   """(markdown row, criterion line) of one claim."""
   claim = claims_lib.CLAIMS[name]
@@ -57,6 +62,8 @@ def row(name, results_dir):
     )
     if errors:
       ours += "; problems: " + "; ".join(errors)
+    if name != "fig4_middle":
+      ours += f" [{result.get('checkpoint') or _BEFORE_FIELD}]"
   if result.get("smoke"):
     ours = "SMOKE RUN, no evidence: " + ours
     holds = f"({holds}, smoke)"
@@ -92,6 +99,31 @@ def reproduction_markdown(results_dir):
   )
 
 
+def curve_table(result, metric="group"):
+  """The README's default-run table from a curve claim's result (fig1.json): per strategy the mean
+  +- s.e. over seeds at every budget, then each paired (same-seed) difference of "ours"."""
+  arms = result["arms"]
+  percent = next(iter(arms.values()))["curves"][metric]["percent"]
+  lines = [
+      "| strategy | " + " | ".join(f"{p:g}%" for p in percent) + " |",
+      "|---|" + "---|" * len(percent),
+  ]
+  for name, arm in arms.items():
+    c = arm["curves"][metric]
+    cells = [
+        f"{m:.3f}" if (n < 2 or i == 0) else f"{m:.3f} +- {e:.3f}"
+        for i, (m, e, n) in enumerate(zip(c["mean"], c["se"], c["n"]))
+    ]
+    lines.append(f"| {name} | " + " | ".join(cells) + " |")
+  for comp in result["comparisons"]:
+    if comp["metric"] != metric or comp["reference"] != "ours":
+      continue
+    p = comp["paired"]
+    cells = [""] + [f"{m:+.3f} +- {e:.3f}" for m, e in zip(p["mean"][1:], p["se"][1:])]
+    lines.append(f"| ours - {comp['other']} (paired) | " + " | ".join(cells) + " |")
+  return "\n".join(lines) + "\n"
+
+
 def main(argv):
   if len(argv) > 1:
     print(f"error: unexpected arguments {argv[1:]}", file=sys.stderr)
@@ -103,7 +135,15 @@ def main(argv):
   out = flags.FLAGS.out or os.path.join(results, "reproduction.md")
   from mmal_jax import files  # pylint: disable=g-import-not-at-top
 
-  files.write_text(out, reproduction_markdown(results))
+  text = reproduction_markdown(results)
+  fig1 = os.path.join(results, "fig1.json")
+  if os.path.exists(fig1):
+    with open(fig1) as f:
+      text += (
+          "\n## Fig. 1 per budget (group score; the README's default-run table)\n\n"
+          + curve_table(json.load(f))
+      )
+  files.write_text(out, text)
   print(f"wrote {out}")
 
 

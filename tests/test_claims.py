@@ -2,6 +2,7 @@
 checked against a NumPy computation from the metrics.jsonl files the runs wrote; the report table.
 """
 
+import hashlib
 import json
 import math
 import os
@@ -14,6 +15,7 @@ import pytest
 from experiments import claims
 from experiments import report
 from experiments import stats
+from mmal_jax import defaults
 from mmal_jax import logs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -155,6 +157,26 @@ def test_report_lists_every_claim_and_says_what_was_not_run(smoke):
   by_name = {r.split(":")[0][2:]: r for r in rows}
   assert "SMOKE RUN, no evidence" in by_name["fig1"] and by_name["fig1"].endswith("smoke) |")
   assert by_name["stream"].endswith("| not run |") and "no stream.json" in by_name["stream"]
+  # Each measured row names the checkpoint its runs started from (the committed .npz's digest).
+  with open(defaults.PRETRAINED, "rb") as f:
+    assert f"sha256 {hashlib.sha256(f.read()).hexdigest()[:12]}" in by_name["fig1"]
+
+
+def test_curve_table_rows_are_the_seed_means_and_paired_differences(smoke):
+  root, _, out = smoke
+  lines = report.curve_table(out["fig1"]).splitlines()
+  ours, _ = _table(_dirs(root, "ours"), "group")
+  for strategy in ("ours", "random"):
+    values, _ = _table(_dirs(root, strategy), "group")
+    row = next(line for line in lines if line.startswith(f"| {strategy} |"))
+    last = row.rstrip(" |").split(" | ")[-1]
+    assert last == f"{values[:, -1].mean():.3f} +- {_se(values[:, -1:])[0]:.3f}", row
+    if strategy != "ours":
+      diff = ours[:, -1] - values[:, -1]
+      row = next(line for line in lines if line.startswith(f"| ours - {strategy} (paired) |"))
+      assert (
+          row.rstrip(" |").split(" | ")[-1] == f"{diff.mean():+.3f} +- {_se(diff[:, None])[0]:.3f}"
+      )
 
 
 def test_statistics_on_hand_made_records():
