@@ -38,18 +38,26 @@ import tomllib
 from absl import app
 from absl import flags
 
-_GROUPS = flags.DEFINE_list("groups", None, "Groups of [tool.mutation.groups] to run (all).")
-_COMMIT = flags.DEFINE_string("commit", "HEAD", "The commit whose code and tests are mutated.")
-_OUT = flags.DEFINE_string("out", "experiments/results/mutation.md", "The result table.")
-_REPORT_ONLY = flags.DEFINE_bool(
-    "report_only", False, "Write the table from the sessions so far; run no mutant."
-)
-_WORKDIR = flags.DEFINE_string(
-    "workdir",
-    os.path.join(tempfile.gettempdir(), "mmal_jax_mutation"),
-    "Clone and cosmic-ray sessions (outside the working tree); a rerun with the same commit "
-    "resumes the mutants still pending.",
-)
+_GROUPS = _COMMIT = _OUT = _REPORT_ONLY = _WORKDIR = None
+
+
+def define_flags():
+  """Defined only when run as a script, so that importing this module (tests) defines none: other
+  CLIs imported into the same pytest worker define `out` and `workdir` too."""
+  global _GROUPS, _COMMIT, _OUT, _REPORT_ONLY, _WORKDIR
+  _GROUPS = flags.DEFINE_list("groups", None, "Groups of [tool.mutation.groups] to run (all).")
+  _COMMIT = flags.DEFINE_string("commit", "HEAD", "The commit whose code and tests are mutated.")
+  _OUT = flags.DEFINE_string("out", "experiments/results/mutation.md", "The result table.")
+  _REPORT_ONLY = flags.DEFINE_bool(
+      "report_only", False, "Write the table from the sessions so far; run no mutant."
+  )
+  _WORKDIR = flags.DEFINE_string(
+      "workdir",
+      os.path.join(tempfile.gettempdir(), "mmal_jax_mutation"),
+      "Clone and cosmic-ray sessions (outside the working tree); a rerun with the same commit "
+      "resumes the mutants still pending.",
+  )
+
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -313,4 +321,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)
