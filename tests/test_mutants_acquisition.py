@@ -128,6 +128,31 @@ def test_badge_matches_float64_kmeanspp_with_the_same_draws():
   np.testing.assert_array_equal(np.asarray(picks), want)
 
 
+def test_gradient_distances_with_a_larger_later_modality_match_dense_float64():
+  # The second other modality (8 rows) is larger than the first's padded size (4): shifted down
+  # instead of up by that offset, its class ids 4..7 would land on the first's 0..3, and the
+  # shared-class terms of |g_i - g_j|^2 would pair different classes. Reference: the explicit
+  # float64 gradient embeddings g = concat_o (p_o - e_yhat) (x) x (every class count <= TOP_K).
+  rng = np.random.default_rng(8)
+  x, y1, y2 = ref.unit_rows(rng, 6, 4), ref.unit_rows(rng, 3, 4), ref.unit_rows(rng, 8, 4)
+  scale = 3.0
+  ids, vals = badge_lib.gradient_factors(
+      x, [(_padded(y1, 4), np.int32(3)), (y2, np.int32(8))], scale
+  )
+  g_sq = badge_lib.gradient_sq_norms(x, vals)
+  x64, blocks = np.asarray(x, np.float64), []
+  for y in (y1, y2):
+    z = scale * x64 @ np.asarray(y, np.float64).T
+    p = np.exp(z - z.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    a = p - np.eye(len(y))[p.argmax(1)]
+    blocks.append((a[:, :, None] * x64[:, None, :]).reshape(len(x), -1))
+  g = np.concatenate(blocks, axis=1)
+  for j in range(len(x)):
+    got = np.asarray(badge_lib.gradient_sq_distances(x, ids, vals, g_sq, j))
+    np.testing.assert_allclose(got, ((g - g[j]) ** 2).sum(1), atol=1e-5, err_msg=f"j={j}")
+
+
 def test_badge_on_duplicates_draws_every_row_once():
   # Four distinct rows three times each: after four picks every distance is 0, and the draw is
   # uniform among the rows not yet drawn; a drawn row must never come back.
