@@ -76,11 +76,8 @@ def test_selection_on_tiny_pools_with_negative_scores_matches_reference(metric):
     assert set(sel.index.tolist()) == want and (sel.modality == m).all()
 
 
-def _kmeanspp_reference(x, others, key, num_select, rows, scale):
-  """float64 k-means++ seeding on the explicit gradient embeddings g = concat_o (p_o - e_yhat) (x)
-  x, with JAX's Gumbel draws of each step injected (jax.random.categorical draws
-  argmax(logits + gumbel(key_i))); returns (picks, smallest gap between the best and the
-  runner-up at any draw)."""
+def _gradient_embeddings(x, others, scale):
+  """f64[N, sum_o C_o d]: BADGE's explicit gradient embeddings concat_o (p_o - e_yhat_o) (x) x."""
   x = np.asarray(x, np.float64)
   blocks = []
   for y in others:
@@ -89,7 +86,15 @@ def _kmeanspp_reference(x, others, key, num_select, rows, scale):
     p /= p.sum(1, keepdims=True)
     a = p - np.eye(len(y))[p.argmax(1)]
     blocks.append((a[:, :, None] * x[:, None, :]).reshape(len(x), -1))
-  g = np.concatenate(blocks, axis=1)
+  return np.concatenate(blocks, axis=1)
+
+
+def _kmeanspp_reference(x, others, key, num_select, rows, scale):
+  """float64 k-means++ seeding on the explicit gradient embeddings g = concat_o (p_o - e_yhat) (x)
+  x, with JAX's Gumbel draws of each step injected (jax.random.categorical draws
+  argmax(logits + gumbel(key_i))); returns (picks, smallest gap between the best and the
+  runner-up at any draw)."""
+  g = _gradient_embeddings(x, others, scale)
   picks = [int(np.argmax((g**2).sum(1)))]
   d2 = ((g - g[picks[0]]) ** 2).sum(1)
   gap = np.inf
@@ -140,14 +145,7 @@ def test_gradient_distances_with_a_larger_later_modality_match_dense_float64():
       x, [(_padded(y1, 4), np.int32(3)), (y2, np.int32(8))], scale
   )
   g_sq = badge_lib.gradient_sq_norms(x, vals)
-  x64, blocks = np.asarray(x, np.float64), []
-  for y in (y1, y2):
-    z = scale * x64 @ np.asarray(y, np.float64).T
-    p = np.exp(z - z.max(1, keepdims=True))
-    p /= p.sum(1, keepdims=True)
-    a = p - np.eye(len(y))[p.argmax(1)]
-    blocks.append((a[:, :, None] * x64[:, None, :]).reshape(len(x), -1))
-  g = np.concatenate(blocks, axis=1)
+  g = _gradient_embeddings(x, [y1, y2], scale)
   for j in range(len(x)):
     got = np.asarray(badge_lib.gradient_sq_distances(x, ids, vals, g_sq, j))
     np.testing.assert_allclose(got, ((g - g[j]) ** 2).sum(1), atol=1e-5, err_msg=f"j={j}")
