@@ -3,6 +3,7 @@
 
 import csv
 import json
+import gc
 import os
 import shutil
 import subprocess
@@ -29,6 +30,9 @@ def asked(tmp_path_factory):
   project = Project(directory)
   answers = {q.qid: truth_uid(project, truth, q.modality, q.item) for q in project.queries()}
   project.close()
+  # A connection left to the garbage collector closes (and deletes the -wal file) whenever the
+  # collector runs: mid-copytree below, that was a "No such file" error (seen once). Collect now.
+  gc.collect()
   return directory, answers
 
 
