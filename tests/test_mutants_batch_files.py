@@ -5,17 +5,26 @@ import csv
 import json
 import os
 
+import pytest
+
 from mmal_jax import annotate
 from mmal_jax.annotation.project import Project
 from test_annotate import data  # pylint: disable=unused-import  (the module fixture)
-from test_annotate import new_project
+from test_annotate import tiny_config
 
 
-def test_queries_csv_and_jsonl_hold_each_query_and_its_candidates(data, tmp_path):  # pylint: disable=redefined-outer-name
-  directory = new_project(data, str(tmp_path / "p"))
+@pytest.mark.parametrize("query_modality", ["image", "text"])
+def test_queries_csv_and_jsonl_hold_each_query_and_its_candidates(data, tmp_path, query_modality):  # pylint: disable=redefined-outer-name
+  config = tiny_config()
+  config.query_modality = query_modality  # both kinds of rows: text queries list image candidates
+  annotate.init(
+      str(tmp_path / "p"), config, data["images"], data["texts"], data["known"], data["test"]
+  )
+  directory = str(tmp_path / "p")
   batch, folder, _ = annotate.next_batch(directory)
   project = Project(directory)
   queries = project.queries(batch=batch)
+  assert {q.modality for q in queries} == {("image", "text").index(query_modality)}
   items = [{row[0]: row for row in project.items(m)} for m in (0, 1)]
   k = max(len(q.candidates) for q in queries)
   assert len(queries) > 1 and k == 4  # the project's top_k
