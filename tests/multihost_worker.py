@@ -20,7 +20,6 @@ STRATEGIES = ("ours", "uncertainty", "random")
 def work(mesh):
   """Picks, training losses and params, and embeddings under `mesh` (a dict of NumPy arrays)."""
   import jax  # pylint: disable=g-import-not-at-top  # after the process's XLA flags are set
-  import ml_collections  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
 
   from mmal_jax import acquisition  # pylint: disable=g-import-not-at-top
@@ -80,18 +79,8 @@ def work(mesh):
   params = jax.device_get(models.init_params(model, cfg, jax.random.key(0)))
   images = rng.uniform(-1, 1, (20, 16, 16, 3)).astype(np.float32)
   tokens = rng.integers(0, 50, (20, 6)).astype(np.int32)
-  train_config = ml_collections.ConfigDict(
-      dict(
-          epochs=2,
-          batch_size=12,
-          learning_rate=1e-2,
-          weight_decay=1.0,
-          warmup_fraction=0.2,
-          grad_clip=0.5,
-      )
-  )
   trained, info = train.fit(
-      model, params, images, tokens, train_config, key=jax.random.key(3), mesh=mesh
+      model, params, images, tokens, small_models.train_config(), key=jax.random.key(3), mesh=mesh
   )
   out["loss"] = info["loss"]
   out.update({f"params/{k}": v for k, v in npz.flatten(jax.device_get(trained)).items()})

@@ -1,5 +1,6 @@
-"""Small models shared by the tests: a two-tower config (model, checkpoint and training tests) and a
-SentencePiece model trained on a few captions (tokenizer and README tests)."""
+"""Small models shared by the tests: a two-tower config (model, checkpoint and training tests), the
+training config those tests train it with, and a SentencePiece model trained on a few captions
+(tokenizer and README tests)."""
 
 import ml_collections
 
@@ -14,6 +15,21 @@ def small_config(**kw):
       temperature_init=10.0,
       bias_init=-10.0,
       loss="sigmoid",
+  )
+  cfg.update(kw)
+  return ml_collections.ConfigDict(cfg)
+
+
+def train_config(**kw):
+  """2 epochs of batch 12. weight_decay and grad_clip are static arguments of train_step: every
+  test uses the same ones so that they share compiled steps."""
+  cfg = dict(
+      epochs=2,
+      batch_size=12,
+      learning_rate=1e-2,
+      weight_decay=1.0,
+      warmup_fraction=0.2,
+      grad_clip=0.5,
   )
   cfg.update(kw)
   return ml_collections.ConfigDict(cfg)

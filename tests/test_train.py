@@ -12,21 +12,7 @@ from mmal_jax.mesh import data_mesh
 from mmal_jax.models import npz
 from mmal_jax.training import train
 from small_models import small_config
-
-
-def train_config(**kw):
-  # weight_decay and grad_clip are static arguments of train_step: every test uses the same ones
-  # so that they share compiled steps.
-  cfg = dict(
-      epochs=2,
-      batch_size=12,
-      learning_rate=1e-2,
-      weight_decay=1.0,
-      warmup_fraction=0.2,
-      grad_clip=0.5,
-  )
-  cfg.update(kw)
-  return ml_collections.ConfigDict(cfg)
+from small_models import train_config
 
 
 @pytest.fixture(scope="module")
