@@ -58,16 +58,23 @@ VARIANTS = collections.OrderedDict(
     V12=dict(width=128, num_pairs=60000),
 )
 
-_OUT_DIR = flags.DEFINE_string("out_dir", None, "Where each variant's directory goes.")
-_PHASE = flags.DEFINE_enum("phase", "all", ["all", "data", "train", "report"], "What to run.")
-_VARIANTS = flags.DEFINE_list("variants", list(VARIANTS), "Which variants.")
-_JOBS = flags.DEFINE_integer("jobs", 12, "Variants run at once.")
-_SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2", "3"], "regime_check's seeds.")
-_RESULTS = flags.DEFINE_string(
-    "results",
-    os.path.join(ROOT, "experiments", "results", "pretrain_sweep.json"),
-    "Where the report's JSON goes too (besides DIR/sweep.json).",
-)
+_OUT_DIR = _PHASE = _VARIANTS = _JOBS = _SEEDS = _RESULTS = None
+
+
+def define_flags():
+  """Defined only when run as a script, as the other CLIs (importing it defines no flag that could
+  collide with regime_check's or claims' `seeds`, `results`)."""
+  global _OUT_DIR, _PHASE, _VARIANTS, _JOBS, _SEEDS, _RESULTS
+  _OUT_DIR = flags.DEFINE_string("out_dir", None, "Where each variant's directory goes.")
+  _PHASE = flags.DEFINE_enum("phase", "all", ["all", "data", "train", "report"], "What to run.")
+  _VARIANTS = flags.DEFINE_list("variants", list(VARIANTS), "Which variants.")
+  _JOBS = flags.DEFINE_integer("jobs", 12, "Variants run at once.")
+  _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2", "3"], "regime_check's seeds.")
+  _RESULTS = flags.DEFINE_string(
+      "results",
+      os.path.join(ROOT, "experiments", "results", "pretrain_sweep.json"),
+      "Where the report's JSON goes too (besides DIR/sweep.json).",
+  )
 
 
 def settings(name):
@@ -218,4 +225,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)
