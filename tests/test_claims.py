@@ -220,6 +220,44 @@ def test_statistics_on_hand_made_records():
   assert s["reach"]["random"] == 10.0
 
 
+def _scores(workdir):
+  """A run's records without its seconds (which differ between any two runs)."""
+  return [{k: v for k, v in r.items() if not k.endswith("_seconds")} for r in _records(workdir)]
+
+
+def test_workers_run_side_by_side_with_the_same_results_as_one_process(smoke, tmp_path):
+  root, _, _ = smoke
+  p = subprocess.run(
+      [sys.executable, "-m", "experiments.claims", "--claim=fig1,table3", "--smoke", "--seeds=0"]
+      + ["--workers=2"]
+      + [f"--workdir={tmp_path / 'runs'}", f"--results={tmp_path / 'results'}"],
+      cwd=ROOT,
+      capture_output=True,
+      text=True,
+      timeout=900,
+      check=False,
+  )
+  assert p.returncode == 0, p.stderr[-3000:]
+  with open(tmp_path / "results" / "fig1.json") as f:
+    saved = json.load(f)
+  assert saved["errors"] == [] and saved["holds"] != "not run"
+  for label in ("ours",) + claims.BASELINES:
+    assert saved["arms"][label]["seeds"] == [0]
+    side_by_side = tmp_path / "runs" / "smoke" / "siglip_colorswap" / label / "seed0"
+    assert _scores(side_by_side) == _scores(_dirs(root, label)[0]), label
+    assert os.path.exists(str(side_by_side) + ".seconds.json")
+
+
+def test_a_run_that_failed_in_a_worker_is_reported_as_its_claims_error(smoke):
+  root, args, _ = smoke
+  arm = claims.Arm("ours", "ours")
+  workdir = _dirs(root, "ours")[1]
+  out = claims.run_arm(
+      arm, SEEDS, args.workdir, True, run=False, failed={workdir: "ours seed 1: why it failed"}
+  )
+  assert out["complete"] == [0] and out["errors"] == ["ours seed 1: why it failed"]
+
+
 def test_plan_counts_each_shared_run_once():
   rows = {
       r["claim"]: r for r in claims.plan(["fig1", "table2", "table3", "fig5"], SEEDS, smoke=True)

@@ -228,3 +228,19 @@ def test_round_api_by_hand_matches_the_driver(reference):
   )
   with pytest.raises(ValueError, match="already bought"):
     loop.learn(exp, nxt, answers)
+
+
+def test_round_0_is_measured_once_per_seed_and_reused_unchanged(reference, monkeypatch):
+  _, records, _ = reference
+  exp = experiment.setup(_tiny_config())
+  assert exp.runs[1] == ("random", 0) and records[3]["strategy"] == "random"
+  # Random's round 0 measured on its own (no earlier records) is what the driver wrote after
+  # reusing ours' round 0.
+  fresh = loop.start(exp, 1).records[-1]
+  assert json.dumps(fresh) == json.dumps(records[3])
+  calls, evaluate = [], loop._evaluate
+  monkeypatch.setattr(loop, "_evaluate", lambda *args: calls.append(1) or evaluate(*args))
+  state = loop.start(exp, 1, records[:3])
+  assert not calls and json.dumps(state.records[-1]) == json.dumps(records[3])
+  loop.start(exp, 0)  # nothing earlier of seed 0: measured
+  assert len(calls) == 1
