@@ -1151,14 +1151,14 @@ def parse_seeds(text):
 
 # Time model of --plan (no runs): a run costs ROUND_S per round (embedding, evaluation, checkpoint)
 # plus its training, sum over rounds k of (pairs bought by round k) * epochs / PAIR_EPOCHS_PER_S.
-# Calibrations on this 2-core CPU with the default model (227k parameters; measured on recorded
+# Calibrations on this 2-core CPU with the default model (V10, 847k parameters; measured on recorded
 # runs, not fitted to strategies), in seconds of wall per run:
-#   quiet: one process alone: fig1's BADGE runs took 115-118 s for 7 rounds and 58,800 pair-epochs
-#          (about 6 s per round of embedding, evaluation and checkpoint, 805 pairs/s);
-#   two_procs: per run, wall / 2, for two claim processes side by side (seeds split in halves) at
-#          scheduling priority over other jobs (load average 12-17): table2/fig5's runs took
-#          102-156 s each, 67 s per run in all (3.5 s per round, 1,383 pairs/s), 2026-11-30.
-CALIBRATIONS = dict(quiet=(805.0, 6.0), two_procs=(1383.0, 3.5))
+#   quiet: one process alone: the default command (4 runs of 7 rounds, 58,800 pair-epochs each)
+#          took 612 s cold, of which 445 s training (529 pairs/s) and 25 s compiles; the rest,
+#          about 5 s per round, is evaluation, embedding, checkpoints and start-up, 2026-11-30;
+#   two_procs: per run, wall / 2, for two claim processes side by side (--workers=2) with
+#          nothing else running: TWO_PROCS below.
+CALIBRATIONS = dict(quiet=(529.0, 5.0), two_procs=(1383.0, 3.5))
 
 
 def plan(names, seeds, smoke=False):
