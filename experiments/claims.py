@@ -3,8 +3,8 @@ r"""One command per claim of the paper: run its variants, aggregate over seeds, 
   python -m experiments.claims --claim=NAME[,NAME...|all] [--seeds=0,1,2,3] [--smoke]
       [--workers=2] [--workdir=experiments/runs] [--results=experiments/results] [--plan]
 
---workers=N runs every run the claims need first, N side by side in processes of their own (2 on
-a 2-core CPU: about 1.7x sooner), then aggregates.
+--workers=N runs every run the claims need first, N side by side in processes of their own, then
+aggregates (for cores one run leaves idle: on 2 cores, 1.08x sooner with the default model).
 
 --plan prints, without running anything, each claim's runs (not counting those shared with an
 earlier claim of the list) and its predicted time on this 2-core CPU (see CALIBRATIONS).
@@ -440,9 +440,10 @@ def _run_in_worker(arm, seed, root, smoke):
 
 def run_parallel(names, args, workers):
   """Runs every unfinished run of the claims `names`, `workers` at a time, each in a process of its
-  own (spawned, not forked: JAX's runtime is multithreaded). On a CPU one process keeps about one
-  core busy (XLA's threads gain little on the default's small matmuls), so two workers on 2 cores
-  finish about 1.7x sooner. Returns {workdir: why} of the runs that failed."""
+  own (spawned, not forked: JAX's runtime is multithreaded). Worth it where one run leaves cores
+  idle: on 2 cores two workers were 1.7x faster with a 227k-parameter model, whose small matmuls
+  kept about one core busy, but only 1.08x with the default V10 (847k), which keeps both busy.
+  Returns {workdir: why} of the runs that failed."""
   todo = [
       (arm, seed)
       for _, arm, seed, config, workdir in needed_runs(names, args.seeds, args.smoke, args.workdir)
@@ -1156,9 +1157,12 @@ def parse_seeds(text):
 #   quiet: one process alone: the default command (4 runs of 7 rounds, 58,800 pair-epochs each)
 #          took 612 s cold, of which 445 s training (529 pairs/s) and 25 s compiles; the rest,
 #          about 5 s per round, is evaluation, embedding, checkpoints and start-up, 2026-11-30;
-#   two_procs: per run, wall / 2, for two claim processes side by side (--workers=2) with
-#          nothing else running: TWO_PROCS below.
-CALIBRATIONS = dict(quiet=(529.0, 5.0), two_procs=(1383.0, 3.5))
+#   two_procs: per run, wall / 2, for two claim processes side by side (seeds split in halves)
+#          with nothing else running: table2's text-only runs took 283 s each, 142 s per run in
+#          all against 153 s alone (so rate and per-round seconds scaled by 153 / 142). One V10
+#          process already keeps both cores busy (1.8 CPU-seconds per second); with G's 227k
+#          parameters it kept about one busy, and two processes were 1.7x faster.
+CALIBRATIONS = dict(quiet=(529.0, 5.0), two_procs=(572.0, 4.6))
 
 
 def plan(names, seeds, smoke=False):
@@ -1197,8 +1201,8 @@ def define_flags():
   flags.DEFINE_integer(
       "workers",
       1,
-      "Runs side by side, each in a process of its own, before the claims are aggregated (2 on a "
-      "2-core CPU: about 1.7x sooner).",
+      "Runs side by side, each in a process of its own, before the claims are aggregated (for "
+      "cores one run leaves idle; on 2 cores 1.08x sooner with the default model).",
       lower_bound=1,
   )
   flags.DEFINE_bool(
