@@ -420,7 +420,8 @@ def needed_runs(names, seeds, smoke, root):
   return runs
 
 
-def _worker_init():
+def _process_setup():
+  """What every process that runs claims sets first (main's and each --workers process)."""
   logging.set_verbosity(logging.WARNING)
   from mmal_jax import files  # pylint: disable=g-import-not-at-top
 
@@ -451,7 +452,7 @@ def run_parallel(names, args, workers):
   ]
   failed = {}
   context = multiprocessing.get_context("spawn")
-  with futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init) as pool:
+  with futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_process_setup) as pool:
     jobs = [pool.submit(_run_in_worker, arm, seed, args.workdir, args.smoke) for arm, seed in todo]
     for job in futures.as_completed(jobs):
       workdir, error = job.result()
@@ -1245,10 +1246,7 @@ def main(argv):
         + " / ".join(f"{m:.1f}" for m in total.values())
     )
     return
-  logging.set_verbosity(logging.WARNING)
-  from mmal_jax import files  # pylint: disable=g-import-not-at-top
-
-  jax.config.update("jax_compilation_cache_dir", os.path.join(files.default_cache_dir(), "jax"))
+  _process_setup()
   # Smoke results never overwrite real ones: they go to RESULTS/smoke unless --results is given.
   results = f.results if f["results"].present or not f.smoke else os.path.join(f.results, "smoke")
   args = Args(seeds=seeds, smoke=f.smoke, workdir=f.workdir, results=results, run=not f.read_only)
