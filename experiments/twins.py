@@ -143,7 +143,8 @@ def main(argv):
               (shares[k], records[k + 1]["group"] - random_group[s][k + 1]["group"])
               for k in range(num_rounds)
           ]
-    rho, n = _spearman(*zip(*points)) if len(points) > 2 else (float("nan"), len(points))
+    # None: too few points (a claim without a Random arm, e.g. fig5), not NaN, which is not JSON.
+    rho, n = _spearman(*zip(*points)) if len(points) > 2 else (None, len(points))
     result[name] = dict(arms=rows, spearman_twin_share_vs_group_gain_over_random=rho, points=n)
     print(
         f"[{name}] per budget: share of bought pairs whose color-swap twin is bought too (mean +-"
@@ -155,9 +156,12 @@ def main(argv):
           for p, t, c, g in zip(row["percent"], row["twin_share"], row["crowding"], row["group"])
       )
       print(f"  {label:<14} {cells}")
-    print(f"  Spearman(twin share, group - Random's group), {n} (run, round) points: {rho:+.2f}")
+    print(
+        f"  Spearman(twin share, group - Random's group), {n} (run, round) points: "
+        + ("n/a (no Random arm)" if rho is None else f"{rho:+.2f}")
+    )
   with open(flags.FLAGS.out, "w") as f:
-    json.dump(result, f, indent=1)
+    json.dump(result, f, indent=1, allow_nan=False)
     f.write("\n")
 
 
