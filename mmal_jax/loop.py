@@ -223,15 +223,13 @@ def _partner_rows(partner, ids, other_ids, num_other):
   return position[partner[ids]]
 
 
-def _measure(exp, state, scores=None, **extra):
+def _measure(exp, state, same_as=None, **extra):
   """Embeds and evaluates `state`'s round: returns it with its embeddings and its record added.
-  scores: the round's scores when they are known already (they are not recomputed)."""
+  same_as: a record of another run whose scores this round has too (they are not recomputed)."""
   strategy, seed = exp.runs[state.run_index]
   world = _world(exp, seed)
   visible = _visible(world, state.log, state.round)
   embedded = _embed_state(exp, state, world, visible)
-  if scores is None:
-    scores = _evaluate(exp, state.params, embedded, world.unaligned, visible)
   spent = len(state.log)
   record = dict(
       strategy=strategy,
@@ -241,16 +239,12 @@ def _measure(exp, state, scores=None, **extra):
       num_pairs=len(state.log.pairs()[0]),
       percent_annotated=100.0 * spent / len(exp.source),
       **extra,
-      **scores,
   )
+  if same_as is None:
+    record.update(_evaluate(exp, state.params, embedded, world.unaligned, visible))
+  else:
+    record.update({k: v for k, v in same_as.items() if k not in record})
   return dataclasses.replace(state, embedded=embedded, records=state.records + (record,))
-
-
-# A round-0 record's fields that are not scores (start() reuses the rest across strategies).
-_ROUND0_KEYS = frozenset(
-    {"strategy", "seed", "round", "num_queried", "num_pairs", "percent_annotated", "modality"}
-    | set(logs.TIMING_KEYS)
-)
 
 
 def start(exp: Experiment, run_index: int, records=()) -> RunState:
@@ -273,7 +267,7 @@ def start(exp: Experiment, run_index: int, records=()) -> RunState:
   return _measure(
       exp,
       state,
-      scores=({k: v for k, v in earlier[0].items() if k not in _ROUND0_KEYS} if earlier else None),
+      same_as=earlier[0] if earlier else None,
       modality="none",
       acquisition_seconds=0.0,
       training_seconds=0.0,
