@@ -428,10 +428,8 @@ def _process_setup():
   jax.config.update("jax_compilation_cache_dir", os.path.join(files.default_cache_dir(), "jax"))
 
 
-def _run_in_worker(arm, seed, root, smoke):
+def _run_in_worker(arm, seed, config, workdir):
   """(workdir, None or why it failed) of one run, in a worker process of run_parallel."""
-  config, slug = arm_config(arm, seed, smoke)
-  workdir = arm_workdir(root, arm, slug, seed, smoke)
   try:
     return workdir, _run_seed(arm, seed, config, workdir)
   except Exception as e:  # pylint: disable=broad-except  # the other runs go on; the claim says why
@@ -446,14 +444,14 @@ def run_parallel(names, args, workers):
   kept about one core busy, but only 1.08x with the default V10 (847k), which keeps both busy.
   Returns {workdir: why} of the runs that failed."""
   todo = [
-      (arm, seed)
+      (arm, seed, config, workdir)
       for _, arm, seed, config, workdir in needed_runs(names, args.seeds, args.smoke, args.workdir)
       if not finished(config, workdir, load_config(arm.config))
   ]
   failed = {}
   context = multiprocessing.get_context("spawn")
   with futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_process_setup) as pool:
-    jobs = [pool.submit(_run_in_worker, arm, seed, args.workdir, args.smoke) for arm, seed in todo]
+    jobs = [pool.submit(_run_in_worker, *run) for run in todo]
     for job in futures.as_completed(jobs):
       workdir, error = job.result()
       if error:
