@@ -31,6 +31,7 @@ import numpy as np
 
 from mmal_jax import defaults
 from mmal_jax import files
+from mmal_jax import host_memory
 from mmal_jax import models
 from mmal_jax.models import vit
 from mmal_jax.training import train
@@ -250,4 +251,5 @@ def main():
 
 
 if __name__ == "__main__":
+  host_memory.reuse_freed_memory()  # as the command-line entry points do (mmal_jax/host_memory.py)
   main()

@@ -59,6 +59,7 @@ import ml_collections
 import numpy as np
 
 from experiments import stats
+from mmal_jax import host_memory
 from mmal_jax import loop
 from mmal_jax.annotation.unaligned import IMAGE  # the loop's modality index of images (0; texts are 1)
 
@@ -422,6 +423,7 @@ def needed_runs(names, seeds, smoke, root):
 
 def _process_setup():
   """What every process that runs claims sets first (main's and each --workers process)."""
+  host_memory.reuse_freed_memory()  # before the first JAX computation starts XLA's threads
   logging.set_verbosity(logging.WARNING)
   from mmal_jax import files  # pylint: disable=g-import-not-at-top
 

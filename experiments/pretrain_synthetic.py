@@ -62,6 +62,7 @@ import numpy as np
 from mmal_jax import embeddings
 from mmal_jax import evaluation
 from mmal_jax import files
+from mmal_jax import host_memory
 from mmal_jax import models
 from mmal_jax.data import synthetic
 from mmal_jax.models import npz
@@ -255,4 +256,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  host_memory.reuse_freed_memory()  # before the first JAX computation starts XLA's threads
   app.run(main)

@@ -46,6 +46,7 @@ from mmal_jax import embeddings
 from mmal_jax import evaluation
 from mmal_jax import experiment
 from mmal_jax import files
+from mmal_jax import host_memory
 from mmal_jax.training import train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -274,5 +275,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  host_memory.reuse_freed_memory()  # before the first JAX computation starts XLA's threads
   define_flags()
   app.run(main)

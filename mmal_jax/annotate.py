@@ -28,6 +28,7 @@ from ml_collections import config_flags
 
 from mmal_jax import experiment
 from mmal_jax import files
+from mmal_jax import host_memory
 from mmal_jax.annotation import answers as answers_lib
 from mmal_jax.annotation import batch_files
 from mmal_jax.annotation import export as export_lib
@@ -383,5 +384,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  host_memory.reuse_freed_memory()  # before the first JAX computation starts XLA's threads
   define_flags()
   app.run(main, flags_parser=_parse_flags)

@@ -20,6 +20,7 @@ from ml_collections import config_flags
 
 from mmal_jax import experiment
 from mmal_jax import files
+from mmal_jax import host_memory
 from mmal_jax import loop
 from mmal_jax import mesh
 
@@ -233,4 +234,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  host_memory.reuse_freed_memory()  # before the first JAX computation starts XLA's threads
   app.run(main, flags_parser=_parse_flags)
