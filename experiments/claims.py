@@ -1153,17 +1153,15 @@ def parse_seeds(text):
 
 # Time model of --plan (no runs): a run costs ROUND_S per round (embedding, evaluation, checkpoint)
 # plus its training, sum over rounds k of (pairs bought by round k) * epochs / PAIR_EPOCHS_PER_S.
-# Calibrations on this 2-core CPU with the default model (V10, 847k parameters; measured on recorded
-# runs, not fitted to strategies), in seconds of wall per run:
+# Calibration on this 2-core CPU with the default model (V10, 847k parameters; measured on a recorded
+# run, not fitted to strategies), in seconds of wall per run:
 #   quiet: one process alone: the default command (4 runs of 7 rounds, 58,800 pair-epochs each)
-#          took 612 s cold, of which 445 s training (529 pairs/s) and 25 s compiles; the rest,
-#          about 5 s per round, is evaluation, embedding, checkpoints and start-up, 2026-11-30;
-#   two_procs: per run, wall / 2, for two claim processes side by side (seeds split in halves)
-#          with nothing else running: table2's text-only runs took 283 s each, 142 s per run in
-#          all against 153 s alone (so rate and per-round seconds scaled by 153 / 142). One V10
-#          process already keeps both cores busy (1.8 CPU-seconds per second); with G's 227k
-#          parameters it kept about one busy, and two processes were 1.7x faster.
-CALIBRATIONS = dict(quiet=(529.0, 5.0), two_procs=(572.0, 4.6))
+#          took 445 s cold with mmal_jax/host_memory.py's malloc setting, of which 326 s training
+#          (721 pairs/s); the rest, 4.2 s per round, is compiles (30 s in all), evaluation,
+#          embedding, checkpoints and start-up, 2026-11-30. (Before that setting: 612 s, 529 pairs/s;
+#          two processes side by side were then 1.08x faster than one, as one V10 run already kept
+#          both cores busy. That has not been measured again since.)
+CALIBRATIONS = dict(quiet=(721.0, 4.2))
 
 
 def plan(names, seeds, smoke=False):
