@@ -16,7 +16,6 @@ stays at its peak.
 """
 
 import ctypes
-import ctypes.util
 import os
 
 # glibc's malloc.h.
@@ -43,12 +42,11 @@ def reuse_freed_memory() -> bool:
   """
   if any(name in os.environ for name in _USER_SETTINGS):
     return False
-  name = ctypes.util.find_library("c")
   try:
-    libc = ctypes.CDLL(name)
-    mallopt = libc.mallopt
-    libc.gnu_get_libc_version  # pylint: disable=pointless-statement  # glibc only
-  except (OSError, TypeError, AttributeError):
+    process = ctypes.CDLL(None)  # the symbols already loaded, the C library's among them
+    mallopt = process.mallopt
+    process.gnu_get_libc_version  # pylint: disable=pointless-statement  # glibc only
+  except (OSError, AttributeError):
     return False
   mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
   # mallopt's value is an int: the largest threshold is 2 GiB - 1, so a freed top of the heap
