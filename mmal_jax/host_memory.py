@@ -12,7 +12,9 @@ The settings apply to allocator threads created later, and XLA starts its thread
 first JAX computation runs, so `reuse_freed_memory()` must come before that: the command-line
 entry points call it first; in a notebook, call it before anything else. The cost: memory that
 was freed is kept for reuse rather than returned to the system, so the process's resident size
-stays at its peak.
+stays at its peak, and blocks of different sizes fragment the one heap: the 12-round streaming run
+of the README's "Scale" section peaks at 1.81 GB instead of 1.26 GB (and does not grow with the
+stream: 1.56 GB over 48 rounds).
 """
 
 import ctypes
