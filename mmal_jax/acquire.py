@@ -37,6 +37,7 @@ import numpy as np
 
 from mmal_jax import acquisition
 from mmal_jax import files
+from mmal_jax import host_memory
 from mmal_jax.annotation.oracle import MODALITY_NAMES
 from mmal_jax.data.pairs import DataError
 from mmal_jax.data.webdataset import expand
@@ -281,5 +282,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  host_memory.reuse_freed_memory()  # before the first JAX computation starts XLA's threads
   define_flags()
   app.run(main)
