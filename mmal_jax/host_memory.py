@@ -5,7 +5,8 @@ step of the embedded default) and frees them when the step ends. Under glibc's d
 that large is mmap-ed and unmapped again, or lives in a per-thread arena that is trimmed, so the
 next step touches fresh pages: on the 2-core CI machine 17,000 minor page faults per step, 60 ms of
 kernel time in a 125 ms step. With one arena, no mmap-ed blocks and no trimming, freed blocks stay
-in the heap and are reused: 94 ms per step, 3 ms of it in the kernel (experiments/bench_train.py).
+in the heap and are reused: 88-94 ms per step, 3 ms of it in the kernel (141 ms before, by
+experiments/bench_train.py --quick).
 Only where memory comes from changes, never a value: results are bit-identical.
 
 The settings apply to allocator threads created later, and XLA starts its thread pools when the
