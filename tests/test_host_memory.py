@@ -50,16 +50,22 @@ print(json.dumps(dict(applied=applied, faults_per_step=faults, initial=initial,
 """
 
 
-def _run(env_extra):
+def _python(code, env_extra, timeout=600):
+  """The last line a fresh Python process running `code` prints, with no malloc setting of the
+  environment's own but `env_extra`."""
   env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
   env.pop("GLIBC_TUNABLES", None)
   env.pop("LD_PRELOAD", None)
   env.update(env_extra)
   out = subprocess.run(
-      [sys.executable, "-c", _STEPS], env=env, capture_output=True, text=True, timeout=600
+      [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=timeout
   )
   assert out.returncode == 0, out.stderr[-2000:]
-  return json.loads(out.stdout.strip().splitlines()[-1])
+  return out.stdout.strip().splitlines()[-1]
+
+
+def _run(env_extra):
+  return json.loads(_python(_STEPS, env_extra))
 
 
 def test_reused_memory_faults_far_less_and_trains_bit_identically():
@@ -75,18 +81,6 @@ def test_reused_memory_faults_far_less_and_trains_bit_identically():
 
 
 def test_not_applied_where_the_user_set_malloc():
+  code = "from mmal_jax import host_memory; print(host_memory.reuse_freed_memory())"
   for name, value in (("GLIBC_TUNABLES", "glibc.malloc.arena_max=2"), ("LD_PRELOAD", "")):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
-    env[name] = value
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from mmal_jax import host_memory; print(host_memory.reuse_freed_memory())",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert out.stdout.strip() == "False", (name, out.stderr[-1000:])
+    assert _python(code, {name: value}, timeout=120) == "False", name
