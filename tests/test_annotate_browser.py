@@ -15,12 +15,18 @@ from test_annotate_serve import project  # pylint: disable=unused-import  # a fi
 from test_annotate_serve import recorded
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is in the test extra")
+from selenium.common.exceptions import WebDriverException  # pylint: disable=g-import-not-at-top
 from selenium.webdriver.common.by import By  # pylint: disable=g-import-not-at-top
 from selenium.webdriver.support import expected_conditions  # pylint: disable=g-import-not-at-top
 from selenium.webdriver.support.ui import WebDriverWait  # pylint: disable=g-import-not-at-top
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
+# The query a fully loaded page shows (null on the closing page); "loading" while it loads.
+_SHOWN_QID = (
+    "if (document.readyState !== 'complete') return 'loading';"
+    "const q = document.querySelector('[name=qid]'); return q ? q.value : null;"
+)
 
 
 @pytest.fixture
@@ -65,9 +71,13 @@ def test_an_annotator_clicks_through_a_batch(project, browser):
       assert "none" in buttons and len(buttons) >= 2, browser.page_source[:500]
       # The true partner where the model suggested it, else "none of these".
       choice = answers[qid] if answers[qid] in buttons else "none"
-      old = browser.find_element(By.TAG_NAME, "h1")
       buttons[choice].click()
-      WebDriverWait(browser, 120).until(expected_conditions.staleness_of(old))
+      # Wait for the next page by what it shows, not by `staleness_of`: Chromium 150's driver
+      # can answer a query on a node of the page being replaced with a generic error instead
+      # of "stale element", which failed CI once.
+      WebDriverWait(browser, 120, ignored_exceptions=(WebDriverException,)).until(
+          lambda b, qid=qid: b.execute_script(_SHOWN_QID) not in (qid, "loading")
+      )
       clicked[qid] = choice
     assert "Nothing left to annotate" in browser.find_element(By.TAG_NAME, "h1").text
     assert len(clicked) == BUDGET
