@@ -4,7 +4,7 @@ r"""One command per claim of the paper: run its variants, aggregate over seeds, 
       [--workers=2] [--workdir=experiments/runs] [--results=experiments/results] [--plan]
 
 --workers=N runs every run the claims need first, N side by side in processes of their own, then
-aggregates (for cores one run leaves idle: on 2 cores, 1.08x sooner with the default model).
+aggregates (for cores one run leaves idle: on 2 cores, 1.10x sooner with the default model).
 
 --plan prints, without running anything, each claim's runs (not counting those shared with an
 earlier claim of the list) and its predicted time on this 2-core CPU (see CALIBRATIONS).
@@ -443,7 +443,8 @@ def run_parallel(names, args, workers):
   """Runs every unfinished run of the claims `names`, `workers` at a time, each in a process of its
   own (spawned, not forked: JAX's runtime is multithreaded). Worth it where one run leaves cores
   idle: on 2 cores two workers were 1.7x faster with a 227k-parameter model, whose small matmuls
-  kept about one core busy, but only 1.08x with the default V10 (847k), which keeps both busy.
+  kept about one core busy, but only 1.10x with the default V10 (847k), which keeps both busy
+  (models' 16 runs: 19.0 min with 2 workers, 20.9 min in one process; the records are identical).
   Returns {workdir: why} of the runs that failed."""
   todo = [
       (arm, seed, config, workdir)
@@ -1158,9 +1159,9 @@ def parse_seeds(text):
 #   quiet: one process alone: the default command (4 runs of 7 rounds, 58,800 pair-epochs each)
 #          took 445 s cold with mmal_jax/host_memory.py's malloc setting, of which 326 s training
 #          (721 pairs/s); the rest, 4.2 s per round, is compiles (30 s in all), evaluation,
-#          embedding, checkpoints and start-up, 2026-11-30. (Before that setting: 612 s, 529 pairs/s;
-#          two processes side by side were then 1.08x faster than one, as one V10 run already kept
-#          both cores busy. That has not been measured again since.)
+#          embedding, checkpoints and start-up, 2026-11-30. (Before that setting: 612 s, 529 pairs/s.)
+#   --workers=2 is not calibrated apart: measured 2026-12-01, two workers finished models' 16 runs
+#   in 19.0 min against 20.9 in one process (1.10x), and fig1's 20 runs in 22.7 min.
 CALIBRATIONS = dict(quiet=(721.0, 4.2))
 
 
@@ -1201,7 +1202,7 @@ def define_flags():
       "workers",
       1,
       "Runs side by side, each in a process of its own, before the claims are aggregated (for "
-      "cores one run leaves idle; on 2 cores 1.08x sooner with the default model).",
+      "cores one run leaves idle; on 2 cores 1.10x sooner with the default model).",
       lower_bound=1,
   )
   flags.DEFINE_bool(
