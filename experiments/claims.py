@@ -47,6 +47,7 @@ import math
 import multiprocessing
 import os
 import sys
+import threading
 import time
 import traceback
 from typing import Callable, Optional
@@ -430,6 +431,21 @@ def _process_setup():
   jax.config.update("jax_compilation_cache_dir", os.path.join(files.default_cache_dir(), "jax"))
 
 
+def _worker_setup(parent_pid):
+  """_process_setup, then a watch that ends this worker once the claims process that started it is
+  gone. A pool's workers are not told when their parent is killed (SIGTERM, SIGKILL), and would
+  otherwise go on through its queue for hours, or wait on it forever. The run cut off resumes
+  from its last saved round when the claims are run again."""
+  _process_setup()
+
+  def watch():
+    while os.getppid() == parent_pid:
+      time.sleep(1.0)
+    os._exit(1)  # pylint: disable=protected-access  # no cleanup: the parent that needed it is gone
+
+  threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def _run_in_worker(arm, seed, config, workdir):
   """(workdir, None or why it failed) of one run, in a worker process of run_parallel."""
   try:
@@ -453,7 +469,9 @@ def run_parallel(names, args, workers):
   ]
   failed = {}
   context = multiprocessing.get_context("spawn")
-  with futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_process_setup) as pool:
+  with futures.ProcessPoolExecutor(
+      workers, mp_context=context, initializer=_worker_setup, initargs=(os.getpid(),)
+  ) as pool:
     jobs = [pool.submit(_run_in_worker, *run) for run in todo]
     for job in futures.as_completed(jobs):
       workdir, error = job.result()

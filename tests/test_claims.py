@@ -8,6 +8,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -246,6 +247,66 @@ def test_workers_run_side_by_side_with_the_same_results_as_one_process(smoke, tm
     side_by_side = tmp_path / "runs" / "smoke" / "siglip_colorswap" / label / "seed0"
     assert _scores(side_by_side) == _scores(_dirs(root, label)[0]), label
     assert os.path.exists(str(side_by_side) + ".seconds.json")
+
+
+def _proc_stat(pid):
+  """(state, parent pid) of a process from /proc, or None when it is gone."""
+  try:
+    with open(f"/proc/{pid}/stat") as f:
+      fields = f.read().rsplit(")", 1)[1].split()
+  except OSError:
+    return None
+  return fields[0], int(fields[1])
+
+
+def _workers_of(pid):
+  """The pids of the multiprocessing workers `pid` spawned."""
+  found = []
+  for name in os.listdir("/proc"):
+    try:
+      with open(f"/proc/{name}/cmdline", "rb") as f:
+        spawned = b"spawn_main" in f.read()
+    except OSError:  # not a process, or gone
+      continue
+    stat = _proc_stat(name) if spawned else None
+    if stat and stat[1] == pid:
+      found.append(int(name))
+  return found
+
+
+def _running(pids):
+  return [pid for pid in pids if (_proc_stat(pid) or ("Z",))[0] != "Z"]  # gone or a zombie: ended
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads processes from /proc (Linux)")
+def test_workers_stop_when_the_claims_process_is_killed(tmp_path):
+  p = subprocess.Popen(
+      [sys.executable, "-m", "experiments.claims", "--claim=fig1", "--smoke", "--seeds=0,1"]
+      + ["--workers=2", f"--workdir={tmp_path / 'runs'}", f"--results={tmp_path / 'results'}"],
+      cwd=ROOT,
+      stdout=subprocess.DEVNULL,
+      stderr=subprocess.DEVNULL,
+      env={**os.environ, "MMAL_JAX_CACHE": str(tmp_path / "cache")},
+  )
+  workers = []
+  try:
+    for _ in range(1500):  # at most 5 minutes; they start within seconds of the command
+      workers = _workers_of(p.pid)
+      if len(workers) == 2 or p.poll() is not None:
+        break
+      time.sleep(0.2)
+    assert len(workers) == 2, "the claims process did not start two workers"
+    p.kill()  # SIGKILL: nothing runs in the parent, so only the workers' own watch can end them
+    p.wait()
+    for _ in range(120):  # the watch looks once a second
+      if not _running(workers):
+        break
+      time.sleep(0.5)
+    assert not _running(workers), "workers still run after the claims process was killed"
+  finally:
+    p.kill()
+    for pid in _running(workers):
+      os.kill(pid, 9)
 
 
 def test_a_run_that_failed_in_a_worker_is_reported_as_its_claims_error(smoke):
