@@ -441,7 +441,7 @@ def _worker_setup(parent_pid):
   def watch():
     while os.getppid() == parent_pid:
       time.sleep(1.0)
-    os._exit(1)  # pylint: disable=protected-access  # no cleanup: the parent that needed it is gone
+    os._exit(1)  # no cleanup: the parent that needed it is gone
 
   threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
