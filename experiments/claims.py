@@ -1178,8 +1178,11 @@ def parse_seeds(text):
 #          took 445 s cold with mmal_jax/host_memory.py's malloc setting, of which 326 s training
 #          (721 pairs/s); the rest, 4.2 s per round, is compiles (30 s in all), evaluation,
 #          embedding, checkpoints and start-up, 2026-11-30. (Before that setting: 612 s, 529 pairs/s.)
-#   --workers=2 is not calibrated apart: measured 2026-12-01, two workers finished models' 16 runs
-#   in 19.0 min against 20.9 in one process (1.10x), and fig1's 20 runs in 22.7 min.
+#          At 20 epochs (2026-12-01) the same command took 286 s cold, 165 s of it training (713
+#          pairs/s; 4.3 s a round for the rest), so the calibration stands; the whole claim set then
+#          took 99.4 min against 129.9 predicted (0.77): later runs find data and compiles cached.
+#   --workers=2 is not calibrated apart: measured 2026-12-01 at 40 epochs, two workers finished
+#   models' 16 runs in 19.0 min against 20.9 in one process (1.10x), and fig1's 20 runs in 22.7 min.
 CALIBRATIONS = dict(quiet=(721.0, 4.2))
 
 

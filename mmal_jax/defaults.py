@@ -93,8 +93,8 @@ def colorswap_experiment(loss="sigmoid", checkpoint=None):
   # experiments/pretrain_synthetic.py): lr 1e-3 beat 3e-3 at 5% of the pool (group 0.30 vs 0.24,
   # 2 seeds) and matched it at 30% (0.52 vs 0.50); 80 epochs did worse at 5% (0.27 at 1e-3, 0.22 at
   # 3e-3). Epochs: 40 until 2026-12-01, then 20, halved for time alone (issue 9: the whole claim
-  # set within 2 hours on 2 CPU cores, which 40 epochs missed by about 30 minutes). Fixed before any
-  # strategy was run at 20, on the rule that regime_check's criteria must still hold (README
+  # set within 2 hours on 2 CPU cores: about 2.8 h at 40, 99 min at 20). Fixed before any strategy
+  # was run at 20, on the rule that regime_check's criteria must still hold (they do, README
   # "Regime"); the claims at 40 epochs stay in experiments/results/epochs40/.
   config.train = ml_collections.ConfigDict(
       dict(
