@@ -459,8 +459,10 @@ def run_parallel(names, args, workers):
   """Runs every unfinished run of the claims `names`, `workers` at a time, each in a process of its
   own (spawned, not forked: JAX's runtime is multithreaded). Worth it where one run leaves cores
   idle: on 2 cores two workers were 1.7x faster with a 227k-parameter model, whose small matmuls
-  kept about one core busy, but only 1.10x with the default V10 (847k), which keeps both busy
-  (models' 16 runs: 19.0 min with 2 workers, 20.9 min in one process; the records are identical).
+  kept about one core busy, but only 1.10x with the default V10 (847k): two of its train steps side
+  by side take twice as long each, even with XLA held to one thread per process, so they are bound
+  by what the cores share (memory or cache), not by threads (models' 16 runs: 19.0 min with 2
+  workers, 20.9 min in one process; the records are identical).
   Returns {workdir: why} of the runs that failed."""
   todo = [
       (arm, seed, config, workdir)
